@@ -1,0 +1,9 @@
+"""ParCNetV2: oversized convolution and bifurcate gate unit (ICCV 2023).
+
+Importing the package registers the ParCNetV2 models in timm (``timm.create_model('parcnetv2_tiny')``).
+"""
+
+from .backbone import ParCNetV2, load_checkpoint_into
+
+__all__ = ["ParCNetV2", "load_checkpoint_into"]
+__version__ = "0.1.0"

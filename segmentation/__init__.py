@@ -1,0 +1,1 @@
+"""ParCNetV2 segmentation."""
