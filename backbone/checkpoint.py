@@ -66,7 +66,9 @@ def unwrap_state_dict(checkpoint: Mapping[str, Any], use_ema: bool = False) -> d
     return state
 
 
-def strip_prefixes(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str] = ("module.",)) -> dict[str, torch.Tensor]:
+def strip_prefixes(
+    state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str] = ("module.",)
+) -> dict[str, torch.Tensor]:
     """Remove any of ``prefixes`` (repeatedly, e.g. ``module.backbone.``) from the start of each key."""
     prefixes = tuple(prefixes)
     out = {}
@@ -96,7 +98,9 @@ def adapt_state_dict(
         if target is not None and value.shape != target.shape:
             axis = 2 if key.endswith("conv_h.weight") else 3
             same_except_length = (
-                is_oc_kernel(key) and value.ndim == 4 and value.shape[:axis] == target.shape[:axis]
+                is_oc_kernel(key)
+                and value.ndim == 4
+                and value.shape[:axis] == target.shape[:axis]
                 and value.shape[axis + 1 :] == target.shape[axis + 1 :]
             )
             if not same_except_length:

@@ -28,7 +28,8 @@ class L2LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - x.mean(self.channel_dim, keepdim=True)
-        normed = centred / torch.linalg.vector_norm(centred, dim=self.channel_dim, keepdim=True).clamp_min(self.eps)
+        norm = torch.linalg.vector_norm(centred, dim=self.channel_dim, keepdim=True)
+        normed = centred / norm.clamp_min(self.eps)
         shape = [1] * x.ndim
         shape[self.channel_dim] = -1
         return normed * self.weight.view(shape)

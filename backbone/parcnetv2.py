@@ -171,7 +171,8 @@ class ParCNetV2(nn.Module):
                 layer = Downsample(dims[i - 1], dims[i], kernel_size=3, stride=2, padding=1, pre_norm=True)
             self.downsample_layers.append(layer)
 
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        total = sum(depths)
+        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]  # linear 0 -> rate
         self.stages = nn.ModuleList()
         self.feature_info = []
         for i in range(num_stages):
@@ -246,7 +247,7 @@ class ParCNetV2(nn.Module):
                 raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
             self.global_pool = global_pool
         self.num_classes = num_classes
-        device = self.norm.weight.device
+        device = self.downsample_layers[0].conv.weight.device
         self.head = nn.Linear(self.num_features, num_classes, device=device) if num_classes > 0 else nn.Identity()
         if num_classes > 0:
             self._init_weights(self.head)
@@ -312,16 +313,14 @@ class ParCNetV2(nn.Module):
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: ParCNetV2) -> dict[str, torch.Tensor]:
     """Adapt a published or wrapped checkpoint to ``model`` for timm's pretrained loader.
 
-    Unwraps ``state_dict``/``model``/``module`` containers, strips ``module.`` prefixes and resizes
-    oversized kernels whose length differs. Shape mismatches elsewhere raise with the keys named.
-    The classifier is left to timm, which drops it when ``num_classes`` differs.
+    Unwraps ``state_dict``/``model``/``module`` containers and resizes oversized kernels whose
+    length differs; other shape mismatches raise with the keys named. The classifier (``head.*``)
+    passes through: timm drops it when ``num_classes`` differs. (timm strips ``module.`` itself.)
     """
     state_dict = unwrap_state_dict(state_dict)
-    model_state = model.state_dict()
-    head_keys = {k for k in state_dict if k.startswith("head.") and k not in model_state}
-    adapted = adapt_state_dict({k: v for k, v in state_dict.items() if k not in head_keys}, model_state)
-    adapted.update({k: state_dict[k] for k in head_keys})
-    return adapted
+    head = {k: v for k, v in state_dict.items() if k.startswith("head.")}
+    body = adapt_state_dict({k: v for k, v in state_dict.items() if k not in head}, model.state_dict())
+    return {**body, **head}
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
