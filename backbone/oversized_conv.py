@@ -27,7 +27,9 @@ def resize_oc_kernel(weight: torch.Tensor, length: int, axis: int) -> torch.Tens
     ``weight`` itself when the length already matches.
     """
     if axis not in (2, 3) or weight.ndim != 4 or weight.shape[1] != 1 or weight.shape[5 - axis] != 1:
-        raise ValueError(f"expected an OC kernel of shape (C, 1, K, 1) or (C, 1, 1, K), got {tuple(weight.shape)}")
+        raise ValueError(
+            f"expected an OC kernel of shape (C, 1, K, 1) or (C, 1, 1, K), got {tuple(weight.shape)}"
+        )
     if weight.shape[axis] == length:
         return weight
     size = (length, 1) if axis == 2 else (1, length)

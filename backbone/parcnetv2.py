@@ -49,7 +49,9 @@ class ParCTokenMixer(nn.Module):
     ``pwconv2`` (C -> C, no bias). Input and output are channels-last (B, H, W, C).
     """
 
-    def __init__(self, dim: int, kernel_size: int, oc_mode: OCMode = "adaptive", expansion_ratio: int = 2) -> None:
+    def __init__(
+        self, dim: int, kernel_size: int, oc_mode: OCMode = "adaptive", expansion_ratio: int = 2
+    ) -> None:
         super().__init__()
         hidden = expansion_ratio * dim
         self.pwconv1 = nn.Conv2d(dim, hidden, 1, bias=True)
@@ -212,10 +214,13 @@ class ParCNetV2(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"ParCNetV2 expects a 4-D (B, C, H, W) tensor, got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_chans:
-            raise ValueError(f"ParCNetV2 expects {self.in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+            raise ValueError(
+                f"ParCNetV2 expects {self.in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)})"
+            )
         if min(x.shape[-2:]) < MIN_INPUT_SIZE:
             raise ValueError(
-                f"ParCNetV2 needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}, got {x.shape[-2]}x{x.shape[-1]}"
+                f"ParCNetV2 needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}, "
+                f"got {x.shape[-2]}x{x.shape[-1]}"
             )
 
     # ----------------------------------------------------------------------------- timm contract
@@ -225,7 +230,11 @@ class ParCNetV2(nn.Module):
             stem=r"^downsample_layers\.0\.",
             blocks=r"^(?:downsample_layers|stages)\.(\d+)"
             if coarse
-            else [(r"^downsample_layers\.(\d+)", (0,)), (r"^stages\.(\d+)\.(\d+)", None), (r"^norm", (99999,))],
+            else [
+                (r"^downsample_layers\.(\d+)", (0,)),
+                (r"^stages\.(\d+)\.(\d+)", None),
+                (r"^norm", (99999,)),
+            ],
         )
 
     @torch.jit.ignore
@@ -248,7 +257,9 @@ class ParCNetV2(nn.Module):
             self.global_pool = global_pool
         self.num_classes = num_classes
         device = self.downsample_layers[0].conv.weight.device
-        self.head = nn.Linear(self.num_features, num_classes, device=device) if num_classes > 0 else nn.Identity()
+        self.head = (
+            nn.Linear(self.num_features, num_classes, device=device) if num_classes > 0 else nn.Identity()
+        )
         if num_classes > 0:
             self._init_weights(self.head)
 
@@ -343,7 +354,9 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     )
 
 
-default_cfgs = generate_default_cfgs({f"parcnetv2_{name}": _cfg() for name in ("xt", "tiny", "small", "base")})
+default_cfgs = generate_default_cfgs(
+    {f"parcnetv2_{name}": _cfg() for name in ("xt", "tiny", "small", "base")}
+)
 
 
 def _has_weight_source(kwargs: dict[str, Any]) -> bool:
