@@ -5,7 +5,56 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["L2LayerNorm", "Scale", "Downsample", "BGU"]
+__all__ = [
+    "BGU",
+    "Downsample",
+    "L2LayerNorm",
+    "Scale",
+    "autocast_dtype",
+    "l2_layer_norm",
+    "pointwise_to_channels_first",
+    "pointwise_to_channels_last",
+]
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The autocast dtype active for ``device_type``, or None (also for devices autocast does not know)."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # e.g. "meta"
+        return None
+    return torch.get_autocast_dtype(device_type) if enabled else None
+
+
+_LN_EPS = 1e-30
+"""Variance floor of the fused norm: keeps constant rows finite, far below any norm the clamp leaves alone."""
+
+
+def l2_layer_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``(x - mean(x)) / max(||x - mean(x)||_2, eps) * weight`` over the last axis.
+
+    Computed as one fused ``layer_norm`` with ``weight / sqrt(C)`` (which divides by the norm
+    itself), times a per-row ``min(1, ||centred|| / eps)`` that applies the clamp. On CPU, outside
+    tracing, that product is skipped when no row is below ``eps`` (checking costs no device sync
+    there); elsewhere it is always applied, so meta tensors, CUDA and tracing see no data-dependent
+    branch. Forward values equal the formula's everywhere; the gradient equals it wherever the norm
+    is not below ``eps`` (or is exactly 0).
+    Half-precision inputs are normalised in float32 (their range cannot hold 1 / norm); under
+    autocast the result stays float32, as ``F.layer_norm``'s does, otherwise it is cast back.
+    """
+    channels = x.shape[-1]
+    out_dtype = None if autocast_dtype(x.device.type) is not None else x.dtype
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+    scaled_weight = weight.to(x.dtype) * channels**-0.5
+    out, _, rstd = torch.native_layer_norm(x, (channels,), scaled_weight, None, _LN_EPS)
+    # rstd = sqrt(C) / ||centred||, so min(1, ||centred|| / eps) = min(1, sqrt(C) / (eps * rstd)).
+    clamp_needed = True
+    if x.device.type == "cpu" and not torch.compiler.is_compiling():
+        clamp_needed = rstd.numel() > 0 and bool(rstd.max() > channels**0.5 / eps)  # NaN rows stay NaN
+    if clamp_needed:
+        out = out.mul_((rstd * (eps * channels**-0.5)).reciprocal_().clamp_max_(1.0))
+    return out if out_dtype is None else out.to(out_dtype)
 
 
 class L2LayerNorm(nn.Module):
@@ -27,15 +76,39 @@ class L2LayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centred = x - x.mean(self.channel_dim, keepdim=True)
-        norm = torch.linalg.vector_norm(centred, dim=self.channel_dim, keepdim=True)
-        normed = centred / norm.clamp_min(self.eps)
-        shape = [1] * x.ndim
-        shape[self.channel_dim] = -1
-        return normed * self.weight.view(shape)
+        if self.channel_dim in (-1, x.ndim - 1):
+            return l2_layer_norm(x, self.weight, self.eps)
+        normed = l2_layer_norm(x.movedim(self.channel_dim, -1), self.weight, self.eps)
+        return normed.movedim(-1, self.channel_dim)
 
     def extra_repr(self) -> str:
         return f"{self.weight.numel()}, channel_dim={self.channel_dim}, eps={self.eps}"
+
+
+def pointwise_to_channels_first(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """A 1x1 convolution from channels-last (B, H, W, Cin) to contiguous channels-first (B, Cout, H, W).
+
+    One matmul per image, ``weight (Cout, Cin) @ x^T``: the layout change rides on the GEMM's
+    transposed operand instead of a separate copy.
+    """
+    batch, height, width, channels = x.shape
+    columns = x.reshape(batch, height * width, channels).mT
+    weights = weight.reshape(weight.shape[0], -1).expand(batch, -1, -1)
+    out = torch.bmm(weights, columns) if bias is None else torch.baddbmm(bias[:, None], weights, columns)
+    return out.view(batch, -1, height, width)
+
+
+def pointwise_to_channels_last(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """A 1x1 convolution from channels-first (B, Cin, H, W) to contiguous channels-last (B, H, W, Cout)."""
+    batch, channels, height, width = x.shape
+    rows = x.reshape(batch, channels, height * width).mT
+    weights = weight.reshape(weight.shape[0], -1).mT.expand(batch, -1, -1)
+    out = torch.bmm(rows, weights) if bias is None else torch.baddbmm(bias, rows, weights)
+    return out.view(batch, height, width, -1)
 
 
 class Scale(nn.Module):
@@ -72,7 +145,10 @@ class Downsample(nn.Module):
         self.post_norm = L2LayerNorm(out_chs, channel_dim=1) if post_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.post_norm(self.conv(self.pre_norm(x)))
+        # Channels-last memory through the conv, so that the norms (and the stage after) read their
+        # channel vectors contiguously; for the stem this converts the 3-channel image, a cheap copy.
+        x = self.pre_norm(x).contiguous(memory_format=torch.channels_last)
+        return self.post_norm(self.conv(x))
 
 
 class BGU(nn.Module):
@@ -94,4 +170,3 @@ class BGU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2 = self.fc1(x).chunk(2, dim=-1)
         return self.drop2(self.fc2(self.drop1(x1 * self.act(x2))))
-

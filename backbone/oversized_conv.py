@@ -4,20 +4,58 @@ With K = 2H - 1 (resp. 2W - 1) every output position sees the whole column (row)
 together give each position a global receptive field. ``fixed`` mode runs the stored kernel as is
 (the published behaviour); ``adaptive`` mode resizes it to 2H-1 x 1 and 1 x 2W-1 for each input
 (bilinear, ``align_corners=True``), so the receptive field stays global at any resolution.
+
+Each pass is computed by the fastest of three exact paths for its shape, chosen by a measured cost
+model (:mod:`.oc_cost`): ``direct`` (``F.conv2d``), ``gemm`` (Toeplitz matmul, :mod:`.oc_toeplitz`)
+or ``fft`` (:mod:`.oc_fft`). ``path=`` or :func:`force_oc_path` forces one for debugging/benchmarks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["OC_MODES", "OversizedConv2d", "oversized_conv", "resize_oc_kernel"]
+from .layers import autocast_dtype
+from .oc_cost import PATHS, PassShape, choose_path
+from .oc_fft import fft_conv1d
+from .oc_toeplitz import toeplitz_conv1d
+
+__all__ = [
+    "OC_MODES",
+    "OC_PATHS",
+    "OversizedConv2d",
+    "force_oc_path",
+    "oc_pass",
+    "oc_pass_shapes",
+    "oversized_conv",
+    "plan_oc_paths",
+    "resize_oc_kernel",
+]
 
 OC_MODES = ("adaptive", "fixed")
 OCMode = Literal["adaptive", "fixed"]
+OC_PATHS = ("auto", *PATHS)
+OCPath = Literal["auto", "direct", "gemm", "fft"]
+
+_forced_path: str | None = None
+
+
+@contextmanager
+def force_oc_path(path: OCPath) -> Iterator[None]:
+    """Run every oversized convolution inside the block through ``path`` (``"auto"``: the cost model)."""
+    global _forced_path
+    if path not in OC_PATHS:
+        raise ValueError(f"OC path must be one of {OC_PATHS}, got {path!r}")
+    previous, _forced_path = _forced_path, path
+    try:
+        yield
+    finally:
+        _forced_path = previous
 
 
 def resize_oc_kernel(weight: torch.Tensor, length: int, axis: int) -> torch.Tensor:
@@ -27,27 +65,103 @@ def resize_oc_kernel(weight: torch.Tensor, length: int, axis: int) -> torch.Tens
     ``weight`` itself when the length already matches.
     """
     if axis not in (2, 3) or weight.ndim != 4 or weight.shape[1] != 1 or weight.shape[5 - axis] != 1:
-        raise ValueError(
-            f"expected an OC kernel of shape (C, 1, K, 1) or (C, 1, 1, K), got {tuple(weight.shape)}"
-        )
+        raise ValueError(f"expected an OC kernel (C, 1, K, 1) or (C, 1, 1, K), got {tuple(weight.shape)}")
     if weight.shape[axis] == length:
         return weight
     size = (length, 1) if axis == 2 else (1, length)
     return F.interpolate(weight, size=size, mode="bilinear", align_corners=True)
 
 
-def oversized_conv(x: torch.Tensor, weight_h: torch.Tensor, weight_w: torch.Tensor) -> torch.Tensor:
+def oc_pass_shapes(x_shape: Sequence[int], taps_h: int, taps_w: int) -> tuple[PassShape, PassShape]:
+    """The (vertical, horizontal) passes of an OC on a (B, C, H, W) input, taps cropped to 2n - 1."""
+    batch, channels, height, width = x_shape
+    return (
+        PassShape(batch * channels * width, height, min(taps_h, 2 * height - 1), channels, dim=2),
+        PassShape(batch * channels * height, width, min(taps_w, 2 * width - 1), channels, dim=3),
+    )
+
+
+def plan_oc_paths(
+    x_shape: Sequence[int],
+    taps_h: int,
+    taps_w: int,
+    device_type: str = "cpu",
+    training: bool = False,
+    kernel_grad: bool | None = None,
+) -> tuple[str, str]:
+    """The paths the cost model picks for the (vertical, horizontal) passes of an OC.
+
+    ``training``: a backward pass follows; ``kernel_grad`` (default: ``training``): it reaches the kernels.
+    """
+    kernel_grad = training if kernel_grad is None else kernel_grad
+    pass_h, pass_w = oc_pass_shapes(x_shape, taps_h, taps_w)
+    return (
+        choose_path(pass_h, device_type, training, kernel_grad),
+        choose_path(pass_w, device_type, training, kernel_grad),
+    )
+
+
+def _crop(weight: torch.Tensor, n: int) -> torch.Tensor:
+    """The central 2n - 1 taps of a (C, K) kernel: the only ones that meet an input of length n."""
+    full = 2 * n - 1
+    return weight.narrow(-1, (weight.shape[-1] - full) // 2, full) if weight.shape[-1] > full else weight
+
+
+def oc_pass(x: torch.Tensor, weight: torch.Tensor, dim: int, path: str) -> torch.Tensor:
+    """Depthwise 'same' correlation of NCHW ``x`` with a (C, K) kernel along ``dim`` through ``path``."""
+    if path == "gemm":
+        return toeplitz_conv1d(x, weight, dim)
+    if path == "fft":
+        return fft_conv1d(x, weight, dim)
+    channels, taps = weight.shape
+    if dim == 2:
+        return F.conv2d(x, weight.view(channels, 1, taps, 1), padding=(taps // 2, 0), groups=channels)
+    return F.conv2d(x, weight.view(channels, 1, 1, taps), padding=(0, taps // 2), groups=channels)
+
+
+def oversized_conv(
+    x: torch.Tensor, weight_h: torch.Tensor, weight_w: torch.Tensor, path: OCPath | None = None
+) -> torch.Tensor:
     """Depthwise vertical then horizontal 'same' convolution of NCHW ``x`` with odd-length kernels.
 
     Args:
-        x: (B, C, H, W) input.
+        x: (B, C, H, W) input, any memory layout.
         weight_h: (C, 1, Kh, 1) vertical kernel, Kh odd; zero padding Kh // 2.
         weight_w: (C, 1, 1, Kw) horizontal kernel, Kw odd; zero padding Kw // 2.
+        path: ``"direct"``, ``"gemm"`` or ``"fft"`` to force a path for both passes; ``"auto"`` or
+            ``None`` (the default, unless :func:`force_oc_path` is active) picks per pass by cost.
+
+    Under autocast the passes run in the autocast dtype (as ``F.conv2d`` would); the FFT path
+    computes half precision in float32 and casts back.
     """
     channels = x.shape[1]
-    kh, kw = weight_h.shape[2], weight_w.shape[3]
-    x = F.conv2d(x, weight_h, padding=(kh // 2, 0), groups=channels)
-    return F.conv2d(x, weight_w, padding=(0, kw // 2), groups=channels)
+    if weight_h.shape[0] != channels or weight_w.shape[0] != channels:
+        raise ValueError(f"kernels of {weight_h.shape[0]}/{weight_w.shape[0]} channels, input of {channels}")
+    if weight_h.shape[2] % 2 != 1 or weight_w.shape[3] % 2 != 1:
+        raise ValueError(f"oversized kernels must be odd, got {weight_h.shape[2]} x {weight_w.shape[3]}")
+    path = path or _forced_path or "auto"
+    if path not in OC_PATHS:
+        raise ValueError(f"OC path must be one of {OC_PATHS}, got {path!r}")
+    height, width = x.shape[-2:]
+    kernel_h = _crop(weight_h.reshape(channels, -1), height)
+    kernel_w = _crop(weight_w.reshape(channels, -1), width)
+    if path == "auto":
+        grad_enabled = torch.is_grad_enabled()
+        kernel_grad = grad_enabled and (weight_h.requires_grad or weight_w.requires_grad)
+        training = kernel_grad or (grad_enabled and x.requires_grad)
+        taps_h, taps_w = kernel_h.shape[-1], kernel_w.shape[-1]
+        path_h, path_w = plan_oc_paths(x.shape, taps_h, taps_w, x.device.type, training, kernel_grad)
+    else:
+        path_h = path_w = path
+
+    device_type = x.device.type
+    dtype = autocast_dtype(device_type)
+    if dtype is not None:
+        with torch.autocast(device_type, enabled=False):
+            x, kernel_h, kernel_w = x.to(dtype), kernel_h.to(dtype), kernel_w.to(dtype)
+            return oc_pass(oc_pass(x, kernel_h, 2, path_h), kernel_w, 3, path_w)
+    kernel_h, kernel_w = kernel_h.to(x.dtype), kernel_w.to(x.dtype)
+    return oc_pass(oc_pass(x, kernel_h, 2, path_h), kernel_w, 3, path_w)
 
 
 class OversizedConv2d(nn.Module):
@@ -57,33 +171,51 @@ class OversizedConv2d(nn.Module):
         dim: channels.
         kernel_size: stored kernel length K (odd); 2H-1 for the feature size H it was trained at.
         mode: ``"adaptive"`` resizes the kernels to 2H-1 / 2W-1 per input; ``"fixed"`` uses K as is.
+        path: how to compute it: ``"auto"`` (cost model), ``"direct"``, ``"gemm"`` or ``"fft"``.
     """
 
-    def __init__(self, dim: int, kernel_size: int, mode: OCMode = "adaptive") -> None:
+    def __init__(self, dim: int, kernel_size: int, mode: OCMode = "adaptive", path: OCPath = "auto") -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"oversized kernel length must be odd, got {kernel_size}")
         if mode not in OC_MODES:
             raise ValueError(f"oc_mode must be one of {OC_MODES}, got {mode!r}")
+        if path not in OC_PATHS:
+            raise ValueError(f"OC path must be one of {OC_PATHS}, got {path!r}")
         self.dim = dim
         self.kernel_size = kernel_size
         self.mode = mode
+        self.path = path
         pad = kernel_size // 2
         self.conv_h = nn.Conv2d(dim, dim, (kernel_size, 1), padding=(pad, 0), groups=dim, bias=False)
         self.conv_w = nn.Conv2d(dim, dim, (1, kernel_size), padding=(0, pad), groups=dim, bias=False)
+        self._resized: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     def kernels_for(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (vertical, horizontal) kernels this module applies to an H x W input."""
+        """The (vertical, horizontal) kernels this module applies to an H x W input.
+
+        Without autograd (inference), the resized kernels of the last input size are kept and
+        reused until the weights change (in place or by replacement) or the size does.
+        """
+        weight_h, weight_w = self.conv_h.weight, self.conv_w.weight
         if self.mode == "fixed":
-            return self.conv_h.weight, self.conv_w.weight
-        return (
-            resize_oc_kernel(self.conv_h.weight, 2 * height - 1, axis=2),
-            resize_oc_kernel(self.conv_w.weight, 2 * width - 1, axis=3),
-        )
+            return weight_h, weight_w
+        if torch.is_grad_enabled() and (weight_h.requires_grad or weight_w.requires_grad):
+            return resize_oc_kernel(weight_h, 2 * height - 1, 2), resize_oc_kernel(weight_w, 2 * width - 1, 3)
+        key = (height, width, *((w.data_ptr(), w._version, w.dtype, w.device) for w in (weight_h, weight_w)))
+        if self._resized is None or self._resized[0] != key:
+            with torch.no_grad():
+                resized = (
+                    resize_oc_kernel(weight_h, 2 * height - 1, 2),
+                    resize_oc_kernel(weight_w, 2 * width - 1, 3),
+                )
+            self._resized = (key, *resized)
+        return self._resized[1], self._resized[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight_h, weight_w = self.kernels_for(x.shape[-2], x.shape[-1])
-        return oversized_conv(x, weight_h, weight_w)
+        return oversized_conv(x, weight_h, weight_w, path=None if self.path == "auto" else self.path)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, kernel_size={self.kernel_size}, mode={self.mode}"
+        path = "" if self.path == "auto" else f", path={self.path}"
+        return f"dim={self.dim}, kernel_size={self.kernel_size}, mode={self.mode}{path}"

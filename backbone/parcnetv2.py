@@ -24,7 +24,14 @@ from timm.models._features import feature_take_indices
 from torch.utils.checkpoint import checkpoint
 
 from .checkpoint import adapt_state_dict, unwrap_state_dict
-from .layers import BGU, Downsample, L2LayerNorm, Scale
+from .layers import (
+    BGU,
+    Downsample,
+    L2LayerNorm,
+    Scale,
+    pointwise_to_channels_first,
+    pointwise_to_channels_last,
+)
 from .oversized_conv import OC_MODES, OCMode, OversizedConv2d
 
 __all__ = ["ParCNetV2", "ParCNetV2Block", "ParCTokenMixer", "MIN_INPUT_SIZE", "VARIANTS"]
@@ -61,11 +68,13 @@ class ParCTokenMixer(nn.Module):
         self.pwconv2 = nn.Conv2d(hidden // 2, dim, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pwconv1(x.permute(0, 3, 1, 2))
+        # The spatial part runs channels-first (what the OC's matmuls and the 7x7 conv want); the two
+        # 1x1 convs are matmuls whose transposed operands do the layout changes at no extra cost.
+        x = pointwise_to_channels_first(x, self.pwconv1.weight, self.pwconv1.bias)
         gate, branch = x.chunk(2, dim=1)
         branch = self.act(branch)
-        x = gate * (self.dwconv1(branch) + self.dwconv2(branch))
-        return self.pwconv2(x).permute(0, 2, 3, 1)
+        x = gate * self.dwconv1(branch).add_(self.dwconv2(branch))
+        return pointwise_to_channels_last(x, self.pwconv2.weight)
 
 
 class ParCNetV2Block(nn.Module):
@@ -94,8 +103,13 @@ class ParCNetV2Block(nn.Module):
         self.res_scale2 = Scale(dim, res_scale_init_value) if res_scale_init_value else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.res_scale1(x) + self.drop_path1(self.token_mixer(self.norm1(x)))
-        return self.res_scale2(x) + self.drop_path2(self.mlp(self.norm2(x)))
+        x = self._residual(x, self.res_scale1, self.drop_path1(self.token_mixer(self.norm1(x))))
+        return self._residual(x, self.res_scale2, self.drop_path2(self.mlp(self.norm2(x))))
+
+    @staticmethod
+    def _residual(x: torch.Tensor, scale: nn.Module, y: torch.Tensor) -> torch.Tensor:
+        """``scale(x) + y``; a res-scale is folded into one ``addcmul``."""
+        return torch.addcmul(y, x, scale.scale) if isinstance(scale, Scale) else x + y
 
 
 class ParCNetV2Stage(nn.Sequential):

@@ -1,0 +1,434 @@
+"""Speed and memory of the oversized convolution's paths, and of the ParCNetV2-T backbone (issue 3).
+
+    python tools/benchmark_oc.py [--threads 2] [--repeats 5] [--skip-memory]   # the table
+    python tools/benchmark_oc.py calibrate [--threads 2] > calibration.txt      # refit the cost model
+    python tools/benchmark_oc.py refit calibration.txt                          # fit a saved run again
+
+The table: (1) each OC of ParCNetV2-T (adaptive kernels, batch 1) at 224x224, 512x512 and
+800x1333, direct ``F.conv2d`` against the automatically chosen path, forward and forward+backward;
+(2) the peak memory of each path, and of a whole ParCNetV2-T forward+backward at 800x1333 (batch 2)
+with automatic against all-direct paths, adaptive and fixed kernels; (3) the ParCNetV2-T backbone's
+forward (``features_only``) against timm's ``convnext_tiny`` on the same input.
+
+Times are medians of ``--repeats`` runs after a warm-up, the compared functions interleaved run by
+run. Peak memory is the growth of the peak resident set (``VmHWM``, reset through
+``/proc/self/clear_refs``) of a fresh process over its size just before the measured call, with
+glibc's mmap threshold pinned to 128 KiB so that freed tensors go back to the OS at once. The load
+average is printed at start and end: on a shared machine, two-thread timings suffer when other
+processes deschedule a thread that an op waits for.
+
+``calibrate`` times each path on single passes over a sweep of shapes and prints least-squares
+coefficients (relative error) for ``backbone/oc_cost.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import timm
+import torch
+from parcnetv2.backbone.oc_cost import COEFFICIENTS, PATHS, PassShape, pass_features
+from parcnetv2.backbone.oversized_conv import force_oc_path, oc_pass, oversized_conv, plan_oc_paths
+
+import parcnetv2  # noqa: F401  (registers the ParCNetV2 models in timm)
+
+TINY_DIMS = (64, 128, 320, 512)
+INPUT_SIZES = ((224, 224), (512, 512), (800, 1333))
+TARGETS = {
+    "oc_forward": 10.0,
+    "oc_train": 5.0,
+    "backbone_224": 1.3,
+    "backbone_800": 1.2,
+    "memory": 1.5,
+    "memory_fixed": 1.5,
+}
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def stage_sizes(height: int, width: int) -> list[tuple[int, int]]:
+    """Feature-map sizes of the four stages: a 7x7/4 stem with padding 2, then 3x3/2 with padding 1."""
+    h, w = (height + 4 - 7) // 4 + 1, (width + 4 - 7) // 4 + 1
+    sizes = [(h, w)]
+    for _ in range(3):
+        h, w = (h + 2 - 3) // 2 + 1, (w + 2 - 3) // 2 + 1
+        sizes.append((h, w))
+    return sizes
+
+
+def median_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall time of each function over ``repeats`` interleaved runs, after one warm-up each."""
+    for fn in functions.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(
+            line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")
+        )
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        pass
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (
+        f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load average at start {load}"
+    )
+
+
+def oc_inputs(channels: int, height: int, width: int, grad: bool, batch: int = 1) -> tuple[torch.Tensor, ...]:
+    torch.manual_seed(0)
+    x = torch.randn(batch, channels, height, width, requires_grad=grad)
+    weight_h = torch.randn(channels, 1, 2 * height - 1, 1, requires_grad=grad)
+    weight_w = torch.randn(channels, 1, 1, 2 * width - 1, requires_grad=grad)
+    return x, weight_h, weight_w
+
+
+def oc_runner(inputs: tuple[torch.Tensor, ...], path: str, train: bool) -> Callable[[], None]:
+    x, weight_h, weight_w = inputs
+    if not train:
+
+        def forward() -> None:
+            with torch.no_grad():
+                oversized_conv(x, weight_h, weight_w, path=path)
+
+        return forward
+    grad = torch.randn_like(x)
+
+    def forward_backward() -> None:
+        for t in inputs:
+            t.grad = None
+        oversized_conv(x, weight_h, weight_w, path=path).backward(grad)
+
+    return forward_backward
+
+
+# ----------------------------------------------------------------------------------------- table
+def oc_table(repeats: int) -> dict[str, float]:
+    """Direct vs chosen path for every OC of ParCNetV2-T at the three input sizes."""
+    print("\n## Oversized convolution: direct F.conv2d vs automatic path (ParCNetV2-T, adaptive, batch 1)\n")
+    print(
+        "| input | stage | C x H x W | paths fwd / train (H, W) | direct fwd | auto fwd | speed-up "
+        "| direct fwd+bwd | auto fwd+bwd | speed-up |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    results = {}
+    for height, width in INPUT_SIZES:
+        for stage, ((h, w), channels) in enumerate(zip(stage_sizes(height, width), TINY_DIMS, strict=True)):
+            shape = (1, channels, h, w)
+            plan_fwd = plan_oc_paths(shape, 2 * h - 1, 2 * w - 1, "cpu", training=False)
+            plan_train = plan_oc_paths(shape, 2 * h - 1, 2 * w - 1, "cpu", training=True)
+            fwd_inputs = oc_inputs(channels, h, w, grad=False)
+            fwd = median_times(
+                {
+                    "direct": oc_runner(fwd_inputs, "direct", False),
+                    "auto": oc_runner(fwd_inputs, "auto", False),
+                },
+                repeats,
+            )
+            train_inputs = oc_inputs(channels, h, w, grad=True)
+            train = median_times(
+                {
+                    "direct": oc_runner(train_inputs, "direct", True),
+                    "auto": oc_runner(train_inputs, "auto", True),
+                },
+                repeats,
+            )
+            key = f"{height}x{width}/{stage + 1}"
+            results[key] = (fwd["direct"] / fwd["auto"], train["direct"] / train["auto"])
+            print(
+                f"| {height}x{width} | {stage + 1} | {channels}x{h}x{w} | {'/'.join(plan_fwd)} ; "
+                f"{'/'.join(plan_train)} | {fwd['direct'] * 1e3:.1f} ms | {fwd['auto'] * 1e3:.1f} ms "
+                f"| {results[key][0]:.1f}x | {train['direct'] * 1e3:.1f} ms | {train['auto'] * 1e3:.1f} ms "
+                f"| {results[key][1]:.1f}x |",
+                flush=True,
+            )
+    return {"oc_forward": results["800x1333/1"][0], "oc_train": results["800x1333/1"][1]}
+
+
+def backbone_table(repeats: int) -> dict[str, float]:
+    """ParCNetV2-T features vs convnext_tiny features, forward only, eval, no grad."""
+    print("\n## Backbone forward (features_only, eval, batch 1): ParCNetV2-T vs timm convnext_tiny\n")
+    print(
+        "| input | ParCNetV2-T adaptive | ParCNetV2-T fixed | convnext_tiny | ratio adaptive | ratio fixed |"
+    )
+    print("|---|---|---|---|---|---|")
+    torch.manual_seed(0)
+    models = {
+        "adaptive": timm.create_model("parcnetv2_tiny", features_only=True, oc_mode="adaptive").eval(),
+        "fixed": timm.create_model("parcnetv2_tiny", features_only=True, oc_mode="fixed").eval(),
+        "convnext": timm.create_model("convnext_tiny", features_only=True).eval(),
+    }
+    ratios = {}
+    for height, width in ((224, 224), (800, 1333)):
+        x = torch.randn(1, 3, height, width)
+
+        def run(model: torch.nn.Module, x: torch.Tensor = x) -> Callable[[], None]:
+            def forward() -> None:
+                with torch.no_grad():
+                    model(x)
+
+            return forward
+
+        times = median_times({name: run(model) for name, model in models.items()}, repeats)
+        adaptive, fixed = times["adaptive"] / times["convnext"], times["fixed"] / times["convnext"]
+        ratios[f"backbone_{height}"] = adaptive
+        print(
+            f"| {height}x{width} | {times['adaptive'] * 1e3:.0f} ms | {times['fixed'] * 1e3:.0f} ms "
+            f"| {times['convnext'] * 1e3:.0f} ms | {adaptive:.2f}x | {fixed:.2f}x |",
+            flush=True,
+        )
+    return ratios
+
+
+def _peak_in_subprocess(kind: str, path: str, threads: int) -> float:
+    """Peak memory growth (MiB) of one measured call in a fresh process (see ``_measure_peak``)."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+    cmd = [sys.executable, __file__, "_peak", kind, path, "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_mib"]
+
+
+def _status_kib(field: str) -> int:
+    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: peak resident), in KiB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _measure_peak(kind: str, path: str) -> None:
+    """Subprocess body: build the inputs, then run one forward+backward and print the peak growth."""
+    if kind == "oc":
+        (h, w), channels = stage_sizes(800, 1333)[0], TINY_DIMS[0]
+        inputs = oc_inputs(channels, h, w, grad=True)
+        step = oc_runner(inputs, path, train=True)
+    else:  # "adaptive" or "fixed": the whole backbone
+        torch.manual_seed(0)
+        model = timm.create_model("parcnetv2_tiny", features_only=True, oc_mode=kind)
+        x = torch.randn(2, 3, 800, 1333)
+
+        def step() -> None:
+            with force_oc_path(path):
+                sum(f.float().mean() for f in model(x)).backward()
+
+    base = _status_kib("VmRSS")
+    try:  # reset the peak to the current size (ru_maxrss would include the parent's size at fork)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    step()
+    print(json.dumps({"peak_mib": (_status_kib("VmHWM") - base) / 1024}))
+
+
+def memory_table(threads: int) -> dict[str, float]:
+    print("\n## Peak memory (growth of peak RSS over the inputs, fresh process per row)\n")
+    print("| workload | path | peak memory |")
+    print("|---|---|---|")
+    (h, w), channels = stage_sizes(800, 1333)[0], TINY_DIMS[0]
+    for path in ("direct", *[p for p in PATHS if p != "direct"], "auto"):
+        peak = _peak_in_subprocess("oc", path, threads)
+        print(f"| OC fwd+bwd, 1x{channels}x{h}x{w} | {path} | {peak:.0f} MiB |", flush=True)
+    peaks = {}
+    for mode in ("adaptive", "fixed"):
+        for path in ("direct", "auto"):
+            peaks[mode, path] = _peak_in_subprocess(mode, path, threads)
+            label = f"ParCNetV2-T ({mode}) fwd+bwd, 2x3x800x1333"
+            print(f"| {label} | {path} | {peaks[mode, path]:.0f} MiB |", flush=True)
+    return {
+        "memory": peaks["adaptive", "auto"] / peaks["adaptive", "direct"],
+        "memory_fixed": peaks["fixed", "auto"] / peaks["fixed", "direct"],
+    }
+
+
+def report(results: dict[str, float]) -> None:
+    print("\n## Targets\n")
+    print("| target | measured | goal | met |")
+    print("|---|---|---|---|")
+    rows = [
+        ("OC 800x1333 stage 1, forward speed-up", "oc_forward", ">="),
+        ("OC 800x1333 stage 1, forward+backward speed-up", "oc_train", ">="),
+        ("backbone forward / convnext_tiny, 224x224", "backbone_224", "<="),
+        ("backbone forward / convnext_tiny, 800x1333", "backbone_800", "<="),
+        ("fwd+bwd peak memory auto / direct, 800x1333 batch 2", "memory", "<="),
+        ("same, fixed kernels", "memory_fixed", "<="),
+    ]
+    for label, key, op in rows:
+        if key not in results:
+            continue
+        value, goal = results[key], TARGETS[key]
+        met = value >= goal if op == ">=" else value <= goal
+        print(f"| {label} | {value:.2f}x | {op} {goal}x | {'yes' if met else 'NO'} |")
+
+
+# ----------------------------------------------------------------------------------------- calibration
+def calibration_shapes() -> list[PassShape]:
+    """Single passes around and beyond the direct/GEMM crossover: both axes, full and short kernels."""
+    shapes = []
+    for channels, n, other in (
+        (512, 4, 4),
+        (512, 7, 7),
+        (320, 7, 14),
+        (320, 14, 14),
+        (128, 14, 28),
+        (320, 25, 42),
+        (128, 28, 28),
+        (64, 28, 56),
+        (320, 50, 84),
+        (64, 56, 56),
+        (128, 64, 64),
+        (128, 100, 167),
+        (64, 128, 128),
+        (64, 200, 333),
+        (64, 333, 200),
+        (64, 500, 300),
+        (64, 800, 100),
+    ):
+        for dim in (2, 3):
+            for taps in sorted({2 * n - 1, n | 1}):  # adaptive length, and a fixed kernel about half as long
+                shapes.append(PassShape(lines=channels * other, n=n, taps=taps, channels=channels, dim=dim))
+    return shapes
+
+
+def time_pass(shape: PassShape, path: str, train: bool, repeats: int) -> float:
+    """Minimum time of one pass (the least disturbed run: calibration wants the machine's cost)."""
+    torch.manual_seed(0)
+    other = shape.lines // shape.channels
+    size = (1, shape.channels, shape.n, other) if shape.dim == 2 else (1, shape.channels, other, shape.n)
+    x = torch.randn(size, requires_grad=train)
+    weight = torch.randn(shape.channels, shape.taps, requires_grad=train)
+    grad = torch.randn(size)
+
+    def run() -> None:
+        if train:
+            x.grad = weight.grad = None
+            oc_pass(x, weight, shape.dim, path).backward(grad)
+        else:
+            with torch.no_grad():
+                oc_pass(x, weight, shape.dim, path)
+
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def fit(rows: list[tuple[tuple[float, ...], float]]) -> tuple[float, ...]:
+    """Non-negative least squares on relative error: minimise sum(((features . coef) - t) / t)^2."""
+    features = torch.tensor([f for f, _ in rows], dtype=torch.float64)
+    times = torch.tensor([t for _, t in rows], dtype=torch.float64)
+    a, b = features / times[:, None], torch.ones_like(times)
+    active = list(range(features.shape[1]))
+    while True:  # drop the most negative coefficient until all are >= 0 (tiny problems: fine)
+        coef = torch.linalg.lstsq(a[:, active], b[:, None]).solution.squeeze(1)
+        if (coef >= 0).all() or len(active) == 1:
+            break
+        active.pop(int(coef.argmin()))
+    full = [0.0] * features.shape[1]
+    for i, c in zip(active, coef.clamp_min(0).tolist(), strict=True):
+        full[i] = c
+    return tuple(full)
+
+
+_MEASUREMENT = re.compile(r"#   train=(True|False) (\w+) +(PassShape\(.*\)) +([\d.]+) ms")
+
+
+def print_fit(measurements: list[tuple[bool, str, PassShape, float]]) -> None:
+    """Fit and print the coefficients of each (training, path, axis) from (train, path, shape, seconds)."""
+    for train in (False, True):
+        samples: dict[str, list[tuple[tuple[float, ...], float]]] = {}
+        for is_train, path, shape, seconds in measurements:
+            if is_train == train:
+                key = path if path == "gemm" else f"{path}_{'h' if shape.dim == 2 else 'w'}"
+                samples.setdefault(key, []).append((pass_features(path, shape), seconds))
+        print(f"\n# fitted coefficients, training={train} (current: {COEFFICIENTS[('cpu', train)]})")
+        print(f'("cpu", {train}): PathCoefficients(')
+        for key in ("direct_h", "direct_w", "gemm", "fft_h", "fft_w"):
+            print(f"    {key}=({', '.join(f'{v:.3g}' for v in fit(samples[key]))}),")
+        print("),", flush=True)
+
+
+def calibrate(repeats: int, max_direct_macs: float) -> None:
+    """Time every path on the calibration passes (printing each), then fit."""
+    print(f"# {machine()}\n# calibrating (min of {repeats} runs per shape) ...", flush=True)
+    measurements = []
+    for train in (False, True):
+        for shape in calibration_shapes():
+            for path in PATHS:
+                limit = max_direct_macs / 4 if train else max_direct_macs  # backward: ~3x slower
+                if path == "direct" and shape.lines * shape.n * shape.taps > limit:
+                    continue
+                seconds = time_pass(shape, path, train, repeats)
+                measurements.append((train, path, shape, seconds))
+                print(f"#   train={train} {path:6s} {shape} {seconds * 1e3:9.3f} ms", flush=True)
+    print_fit(measurements)
+
+
+def refit(log_path: str) -> None:
+    """Fit again from the measurement lines a previous ``calibrate`` printed."""
+    measurements = []
+    with open(log_path) as f:
+        for line in f:
+            match = _MEASUREMENT.match(line)
+            if match:
+                train, path, shape, ms = match.groups()
+                shape = PassShape(**{k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", shape)})
+                measurements.append((train == "True", path, shape, float(ms) / 1e3))
+    print(f"# refit from {len(measurements)} measurements in {log_path}")
+    print_fit(measurements)
+
+
+# ----------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "command", nargs="?", default="table", choices=("table", "calibrate", "refit", "_peak")
+    )
+    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (default 5)")
+    parser.add_argument("--skip-memory", action="store_true", help="leave out the peak-memory table")
+    parser.add_argument(
+        "--max-direct-macs", type=float, default=1e9, help="calibrate: skip slower direct runs"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.command == "_peak":
+        _measure_peak(*args.args)
+        return
+    if args.command == "calibrate":
+        calibrate(args.repeats, args.max_direct_macs)
+        return
+    if args.command == "refit":
+        refit(*args.args)
+        return
+    print(f"# Machine: {machine()}")
+    results = oc_table(args.repeats)
+    if not args.skip_memory:
+        results.update(memory_table(args.threads))
+    results.update(backbone_table(args.repeats))
+    report(results)
+    print(f"\n# load average at end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
