@@ -1,0 +1,11 @@
+# Mask R-CNN, ParCNetV2-S, FPN, 1x, AMP.
+_base_ = ["./mask-rcnn_parcnetv2-t_fpn_amp-1x_coco.py"]
+
+checkpoint_file = "checkpoints/parcnetv2_small_in1k.pth"
+
+model = dict(
+    backbone=dict(arch="small", drop_path_rate=0.6, init_cfg=dict(checkpoint=checkpoint_file)),
+    neck=dict(in_channels=[64, 128, 320, 512]),
+)
+
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=13))

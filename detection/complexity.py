@@ -1,0 +1,206 @@
+"""Parameters and FLOPs of a detector/segmentor at a fixed input size, oversized convolution included.
+
+mmengine's ``FlopAnalyzer`` traces the real forward, so whatever the oversized convolution (OC) runs
+(a direct ``conv2d``, a Toeplitz matmul or an FFT, chosen per shape by the backbone) would be counted
+as that implementation's ops, and FFTs not at all. Here every ``OversizedConv2d`` is counted instead as
+the direct depthwise convolution it equals: ``B*C*H*W * (Kh + Kw)`` multiply-adds with the kernel
+lengths it actually applies to that H x W input (``2H-1`` / ``2W-1`` in ``adaptive`` mode, the stored
+``K`` in ``fixed`` mode; taps beyond ``2n-1`` only ever meet zero padding and are not run, so they are
+not counted). The traced count of each OC module is replaced by that number. As in mmdet/mmseg and the
+papers, one multiply-add counts as one FLOP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from parcnetv2.backbone import OversizedConv2d
+
+__all__ = ["Complexity", "dummy_inputs", "oc_direct_flops", "measure_complexity", "format_count"]
+
+
+@dataclass
+class Complexity:
+    flops: int
+    params: int
+    backbone_params: int
+    oc_flops: int
+    oc_traced_flops: int
+    input_shape: tuple[int, int, int]
+    unsupported_ops: dict[str, int] = field(default_factory=dict)
+    table: str = ""
+
+
+def format_count(value: float, unit: str = "") -> str:
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{suffix}{unit}"
+    return f"{value:.0f}{unit}"
+
+
+def dummy_inputs(
+    scope: str, height: int, width: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, list]:
+    """A normalised-looking (1, 3, H, W) batch and the data samples a ``mode='tensor'`` forward needs."""
+    torch.manual_seed(0)
+    inputs = torch.randn(1, 3, height, width, device=device)
+    meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width))
+    if scope == "mmdet":
+        from mmdet.structures import DetDataSample
+
+        sample = DetDataSample(
+            metainfo=dict(meta, batch_input_shape=(height, width), scale_factor=(1.0, 1.0), img_id=0)
+        )
+    elif scope == "mmseg":
+        from mmseg.structures import SegDataSample
+
+        sample = SegDataSample(
+            metainfo=dict(meta, batch_input_shape=(height, width), padding_size=[0, 0, 0, 0])
+        )
+    else:
+        raise ValueError(f"unknown scope {scope!r}")
+    return inputs, [sample]
+
+
+@contextmanager
+def _forward_bound(model: nn.Module, data_samples: list) -> Iterator[None]:
+    """Make ``model(inputs)`` run ``model(inputs, data_samples, mode='tensor')`` (what gets traced)."""
+    original = model.forward
+
+    def forward(inputs: torch.Tensor) -> Any:
+        return original(inputs, data_samples, mode="tensor")
+
+    model.forward = forward
+    try:
+        yield
+    finally:
+        del model.forward  # back to the class's forward
+
+
+def _direct_oc_forward(self: OversizedConv2d, x: torch.Tensor) -> torch.Tensor:
+    """The OC as two plain depthwise ``conv2d`` calls with its runtime kernels (same output)."""
+    kernels_for = getattr(self, "kernels_for", None)
+    weight_h, weight_w = (
+        kernels_for(*x.shape[-2:]) if kernels_for else (self.conv_h.weight, self.conv_w.weight)
+    )
+    channels = x.shape[1]
+    x = F.conv2d(x, weight_h.to(x.dtype), padding=(weight_h.shape[2] // 2, 0), groups=channels)
+    return F.conv2d(x, weight_w.to(x.dtype), padding=(0, weight_w.shape[3] // 2), groups=channels)
+
+
+@contextmanager
+def _traceable_oc() -> Iterator[None]:
+    """Trace every OC as direct convolutions, whatever algorithm it would pick (GEMM/FFT ops would be
+    miscounted or crash the counter); their traced count is replaced by :func:`oc_direct_flops` anyway."""
+    original = OversizedConv2d.forward
+    OversizedConv2d.forward = _direct_oc_forward
+    try:
+        yield
+    finally:
+        OversizedConv2d.forward = original
+
+
+def _batched_matmul_flops(first: int) -> Any:
+    """FLOP handle for ``bmm``/``baddbmm``: (b, n, k) @ (b, k, m) -> b*n*k*m multiply-adds.
+
+    ``first`` is the index of the left operand (1 for ``baddbmm(bias, a, b)``); an ``out=`` argument
+    is ignored (mmengine's own ``bmm`` handle asserts exactly two inputs).
+    """
+    from mmengine.analysis.jit_handles import get_shape
+
+    def handle(inputs: list, outputs: list) -> int:
+        left, right = get_shape(inputs[first]), get_shape(inputs[first + 1])
+        batch, rows, inner = left
+        return batch * rows * inner * right[-1]
+
+    return handle
+
+
+def _extra_op_handles() -> dict[str, Any]:
+    """Counters for ops the backbone uses that mmengine's analyzer does not know.
+
+    The backbone computes its 1x1 convolutions as (b)addbmm on the feature map and its norms with
+    ``native_layer_norm``; without these they would silently count as zero.
+    """
+    from mmengine.analysis.jit_handles import norm_flop_counter
+
+    return {
+        "aten::bmm": _batched_matmul_flops(0),
+        "aten::baddbmm": _batched_matmul_flops(1),
+        "aten::native_layer_norm": norm_flop_counter(2),
+    }
+
+
+def _oc_kernel_lengths(module: OversizedConv2d, height: int, width: int) -> tuple[int, int]:
+    kernels_for = getattr(module, "kernels_for", None)
+    if kernels_for is not None:
+        weight_h, weight_w = kernels_for(height, width)
+        taps_h, taps_w = weight_h.shape[2], weight_w.shape[3]
+    elif getattr(module, "mode", "adaptive") == "adaptive":
+        taps_h, taps_w = 2 * height - 1, 2 * width - 1
+    else:
+        taps_h = taps_w = module.kernel_size
+    return min(taps_h, 2 * height - 1), min(taps_w, 2 * width - 1)
+
+
+def oc_direct_flops(model: nn.Module, run: Any) -> dict[str, int]:
+    """Multiply-adds of each ``OversizedConv2d`` (by module name) as direct convs, over the call ``run()``."""
+    names = {m: n for n, m in model.named_modules() if isinstance(m, OversizedConv2d)}
+    flops: dict[str, int] = dict.fromkeys(names.values(), 0)
+
+    def hook(module: nn.Module, args: tuple, _output: Any) -> None:
+        batch, channels, height, width = args[0].shape
+        taps_h, taps_w = _oc_kernel_lengths(module, height, width)
+        flops[names[module]] += batch * channels * height * width * (taps_h + taps_w)
+
+    handles = [m.register_forward_hook(hook) for m in names]
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return flops
+
+
+def measure_complexity(
+    model: nn.Module, scope: str, height: int, width: int, table_depth: int = 0
+) -> Complexity:
+    """Count parameters and FLOPs of ``model`` (eval mode) on one H x W input."""
+    from mmengine.analysis import FlopAnalyzer, parameter_count
+    from mmengine.analysis.print_helper import complexity_stats_table
+
+    model.eval()
+    device = next(model.parameters()).device
+    inputs, samples = dummy_inputs(scope, height, width, device)
+    with _forward_bound(model, samples):
+        oc = oc_direct_flops(model, lambda: model(inputs))
+        analyzer = FlopAnalyzer(model, (inputs,))
+        analyzer.set_op_handle(**_extra_op_handles())
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        analyzer.tracer_warnings("none")
+        with torch.no_grad(), _traceable_oc():
+            total = analyzer.total()
+            by_module = analyzer.by_module()
+            unsupported = dict(analyzer.unsupported_ops())
+            table = complexity_stats_table(analyzer, max_depth=table_depth) if table_depth > 0 else ""
+    traced = sum(by_module.get(name, 0) for name in oc)
+    params = parameter_count(model)
+    backbone = getattr(model, "backbone", None)
+    return Complexity(
+        flops=int(total - traced + sum(oc.values())),
+        params=int(params[""]),
+        backbone_params=int(sum(p.numel() for p in backbone.parameters())) if backbone is not None else 0,
+        oc_flops=int(sum(oc.values())),
+        oc_traced_flops=int(traced),
+        input_shape=(3, height, width),
+        unsupported_ops=unsupported,
+        table=table,
+    )

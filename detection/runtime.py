@@ -1,0 +1,144 @@
+"""Config and launch helpers shared by ``tools/train.py``, ``tools/test.py`` and the demo.
+
+Imports only torch and mmengine (mmdet/mmseg are reached through the config's scope), so the same
+tools serve detection and segmentation configs.
+"""
+
+from __future__ import annotations
+
+import os
+import os.path as osp
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+
+__all__ = [
+    "SCOPES",
+    "config_scope",
+    "set_data_root",
+    "merge_cfg_options",
+    "default_work_dir",
+    "enable_amp",
+    "enable_auto_scale_lr",
+    "set_resume",
+    "setup_cpu_distributed",
+]
+
+SCOPES = ("mmdet", "mmseg")
+
+
+def config_scope(cfg: Config) -> str:
+    """``'mmdet'`` or ``'mmseg'``: the config's ``default_scope``."""
+    scope = cfg.get("default_scope", "mmdet")
+    if scope not in SCOPES:
+        raise ValueError(f"config default_scope {scope!r} is not one of {SCOPES}")
+    return scope
+
+
+def set_data_root(cfg: Config, data_root: str | os.PathLike) -> Config:
+    """Rebase every dataloader/evaluator path that starts with the config's ``data_root`` (in place).
+
+    mmengine resolves ``data_root`` into the dataset and evaluator fields when the file is parsed, so
+    changing the variable afterwards changes nothing; this rewrites those fields instead.
+    """
+    old = str(cfg.get("data_root") or "")
+    if not old:
+        raise ValueError("the config defines no data_root to replace")
+    new = os.fspath(data_root)
+    new = new if new.endswith(("/", os.sep)) or not old.endswith("/") else new + "/"
+
+    def rebase(node: Any) -> Any:
+        if isinstance(node, str):
+            return new + node[len(old) :] if node.startswith(old) else node
+        if isinstance(node, Mapping):
+            for key in list(node):
+                node[key] = rebase(node[key])
+            return node
+        if isinstance(node, list):
+            return [rebase(v) for v in node]
+        if isinstance(node, tuple):
+            return tuple(rebase(v) for v in node)
+        return node
+
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader", "val_evaluator", "test_evaluator"):
+        if cfg.get(key) is not None:
+            cfg[key] = rebase(cfg[key])
+    cfg["data_root"] = new
+    return cfg
+
+
+def merge_cfg_options(cfg: Config, options: Mapping[str, Any] | None) -> Config:
+    """``--cfg-options``; a top-level ``data_root=PATH`` is applied to the datasets and evaluators too."""
+    if not options:
+        return cfg
+    options = dict(options)
+    data_root = options.pop("data_root", None)
+    if data_root is not None:
+        set_data_root(cfg, data_root)
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
+
+
+def default_work_dir(config_path: str) -> str:
+    return osp.join("./work_dirs", osp.splitext(osp.basename(config_path))[0])
+
+
+def enable_amp(cfg: Config) -> None:
+    """``--amp``: mixed precision through mmengine's ``AmpOptimWrapper`` (dynamic loss scale)."""
+    wrapper = cfg.optim_wrapper
+    if wrapper.get("type", "OptimWrapper") == "AmpOptimWrapper":
+        print("AMP is already enabled in the config (AmpOptimWrapper).")
+        return
+    if wrapper.get("type", "OptimWrapper") != "OptimWrapper":
+        raise ValueError(f"--amp needs optim_wrapper.type OptimWrapper, got {wrapper.get('type')!r}")
+    wrapper.type = "AmpOptimWrapper"
+    wrapper.loss_scale = "dynamic"
+
+
+def enable_auto_scale_lr(cfg: Config) -> None:
+    """``--auto-scale-lr``: scale lr by (total batch) / ``auto_scale_lr.base_batch_size``."""
+    auto = cfg.get("auto_scale_lr")
+    if not auto or "base_batch_size" not in auto:
+        raise RuntimeError(
+            "--auto-scale-lr needs auto_scale_lr = dict(enable=..., base_batch_size=...) in the config"
+        )
+    cfg.auto_scale_lr.enable = True
+
+
+def set_resume(cfg: Config, resume: str | None) -> None:
+    """``--resume``: ``'auto'`` resumes from the work dir's last checkpoint, a path from that file."""
+    if resume == "auto":
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        cfg.resume = True
+        cfg.load_from = resume
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
+    """Let ``--launcher pytorch`` run on machines without a GPU (gloo, DDP on CPU).
+
+    mmengine's launcher calls ``torch.cuda.set_device`` and wraps the model with
+    ``device_ids=[LOCAL_RANK]``, both of which fail without CUDA. On such machines the process group is
+    started here with gloo (from torchrun's environment), and the wrapper gets no device ids. Returns
+    whether it did so; with CUDA it changes nothing.
+    """
+    if launcher != "pytorch" or torch.cuda.is_available():
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo", init_method="env://")
+    cfg.setdefault("env_cfg", {})
+    cfg.env_cfg.setdefault("dist_cfg", {})
+    cfg.env_cfg.dist_cfg.backend = "gloo"
+    if cfg.get("model_wrapper_cfg") is None:
+        cfg.model_wrapper_cfg = dict(
+            type="MMDistributedDataParallel",
+            device_ids=None,  # CPU module (the Runner's default would be [LOCAL_RANK])
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get("find_unused_parameters", False),
+        )
+    return True

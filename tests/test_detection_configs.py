@@ -1,0 +1,109 @@
+"""Every detection config under configs/ parses through mmdet's own bases and builds its model."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("mmdet")
+
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from parcnetv2.backbone import VARIANTS  # noqa: E402
+from parcnetv2.detection.layer_decay import backbone_depths, get_layer_id_layer_wise  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def _parsed(path: Path) -> Config:
+    return Config.fromfile(str(path))
+
+
+def load(path: Path) -> Config:
+    return copy.deepcopy(_parsed(path))
+
+
+CONFIGS = sorted(
+    p
+    for p in (ROOT / "configs").rglob("*.py")
+    if "_base_" not in p.parts and _parsed(p).get("default_scope") == "mmdet"
+)
+COCO = [p for p in CONFIGS if p.name.endswith("_coco.py")]
+ARCH = {"xt": "xt", "t": "tiny", "s": "small", "b": "base"}
+DROP_PATH = {"t": 0.4, "s": 0.6, "b": 0.7}
+
+
+def _arch(path: Path) -> str:
+    return path.name.split("parcnetv2-")[1].split("_")[0]
+
+
+def test_config_set_is_complete():
+    names = {p.name for p in CONFIGS}
+    for v in ("xt", "t", "s", "b"):
+        assert f"mask-rcnn_parcnetv2-{v}_fpn_amp-1x_coco.py" in names
+    for v in ("t", "s", "b"):
+        assert f"mask-rcnn_parcnetv2-{v}_fpn_amp-ms-crop-3x_coco.py" in names
+        assert f"cascade-mask-rcnn_parcnetv2-{v}_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py" in names
+    assert "mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py" in names
+
+
+@pytest.mark.parametrize("path", COCO, ids=lambda p: p.name)
+def test_published_hyper_parameters(path):
+    cfg = load(path)
+    v = _arch(path)
+    assert (
+        cfg.custom_imports.imports == ["parcnetv2.detection"]
+        and cfg.custom_imports.allow_failed_imports is False
+    )
+    backbone = cfg.model.backbone
+    assert backbone.type == "ParCNetV2" and backbone.arch == ARCH[v] and backbone.oc_mode == "adaptive"
+    assert backbone.init_cfg.type == "Pretrained" and ARCH[v] in backbone.init_cfg.checkpoint
+    assert cfg.model.neck.in_channels == list(VARIANTS[ARCH[v]]["dims"])
+    if v in DROP_PATH:
+        assert backbone.drop_path_rate == DROP_PATH[v]
+    wrapper = cfg.optim_wrapper
+    assert wrapper.type == "AmpOptimWrapper"
+    assert wrapper.constructor == "ParCNetV2LayerDecayOptimizerConstructor"
+    assert wrapper.optimizer.type == "AdamW" and wrapper.optimizer.weight_decay == 0.05
+    assert set(wrapper.optimizer) == {"type", "lr", "betas", "weight_decay"}  # no SGD leftovers
+    cascade = path.name.startswith("cascade")
+    assert wrapper.optimizer.lr == (2e-4 if cascade else 1e-4)
+    expected_decay = {"t": 0.7, "s": 0.7, "b": 0.8}[v] if cascade else 0.95
+    assert (
+        wrapper.paramwise_cfg.decay_rate == expected_decay
+        and wrapper.paramwise_cfg.decay_type == "layer_wise"
+    )
+    depths = VARIANTS[ARCH[v]]["depths"]
+    deepest = get_layer_id_layer_wise("backbone.stages.3.0.x", depths, 0)
+    assert wrapper.paramwise_cfg.num_layers == {"xt": 6, "t": 7, "s": 13, "b": 13}[v] == deepest
+    assert cfg.auto_scale_lr.base_batch_size == 16 and cfg.train_dataloader.batch_size == 2
+    epochs = 36 if "3x" in path.name else 12
+    assert cfg.train_cfg.max_epochs == epochs
+    if "ms-crop" in path.name:
+        assert cfg.train_pipeline[3].type == "RandomChoice"
+    else:
+        assert cfg.train_pipeline[2].scale == (1333, 800)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_builds_and_runs_features(path):
+    """Build each detector and run its backbone + neck (on the meta device: shapes only, no memory/init)."""
+    from mmdet.registry import MODELS
+
+    cfg = load(path)
+    init_default_scope("mmdet")
+    cfg.model.backbone.init_cfg = None
+    with torch.device("meta"):
+        model = MODELS.build(cfg.model).eval()
+        assert type(model.backbone).__name__ == "ParCNetV2Backbone"
+        depths = backbone_depths([f"backbone.{n}" for n, _ in model.backbone.named_parameters()])
+        assert depths == VARIANTS[cfg.model.backbone.arch]["depths"]
+        with torch.no_grad():
+            feats = model.extract_feat(torch.randn(1, 3, 64, 96))
+    assert len(feats) == cfg.model.neck.num_outs
+    assert feats[0].shape == (1, cfg.model.neck.out_channels, 16, 24)
