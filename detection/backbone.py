@@ -175,7 +175,9 @@ class ParCNetV2Backbone(BaseModule):
         feats = self._net.forward_intermediates(x, indices=list(self.out_indices), intermediates_only=True)
         if self.out_norms:
             feats = [getattr(self, f"norm{i}")(f) for i, f in zip(self.out_indices, feats, strict=True)]
-        return tuple(feats)
+        # The blocks compute in channels-last memory; OpenMMLab's necks and heads expect NCHW-contiguous
+        # maps (mmcv's CPU RoIAlign reads the raw buffer as NCHW: strided maps give scrambled RoI features).
+        return tuple(f.contiguous() for f in feats)
 
     # --------------------------------------------------------------------------------- freezing
     def _frozen_modules(self) -> list[nn.Module]:

@@ -40,6 +40,21 @@ def test_outputs_channels_strides_and_names():
     assert "stages.2.1.token_mixer.dwconv1.conv_h.weight" in dict(model.named_parameters())
 
 
+@pytest.mark.parametrize("out_norms", [True, False])
+def test_outputs_are_nchw_contiguous_for_roi_align(out_norms):
+    """The blocks run channels-last; mmcv's CPU RoIAlign reads its input buffer as NCHW, so strided maps
+    would give scrambled RoI features (heads that never learn) without any error."""
+    from mmcv.ops import roi_align
+
+    feats = backbone(out_norms=out_norms).eval()(torch.randn(2, 3, 96, 64))
+    assert all(f.is_contiguous() for f in feats)
+    rois = torch.tensor([[0, 4.0, 8.0, 40.0, 60.0], [1, 10.0, 2.0, 30.0, 90.0]])
+    pooled = roi_align(feats[0], rois, (7, 7), 0.25, 0, "avg", True)
+    nchw = feats[0].clone(memory_format=torch.contiguous_format)
+    reference = roi_align(nchw, rois, (7, 7), 0.25, 0, "avg", True)
+    torch.testing.assert_close(pooled, reference)
+
+
 def test_arch_variants_and_out_indices():
     with torch.device("meta"):  # structure only, no memory or init time
         xt = ParCNetV2Backbone(arch="xt")
