@@ -12,17 +12,16 @@ and ``val/<class>/*.jpg``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from parcnetv2.generated import ensure_generated, write_generated
 
 __all__ = [
     "CLASSES",
@@ -246,17 +245,9 @@ def _image_rng(seed: int, split: str, class_index: int, index: int) -> np.random
 
 
 def generate_dataset(root: str | os.PathLike, spec: SyntheticSpec = SyntheticSpec()) -> Path:
-    """Write the set described by ``spec`` to ``root`` (which must not exist), atomically.
+    """Write the set described by ``spec`` to ``root`` (which must not exist), atomically."""
 
-    Images are rendered into a temporary sibling folder that is renamed to ``root`` once complete, so a
-    crash never leaves a half-written set behind and concurrent writers cannot mix their files.
-    """
-    root = Path(root)
-    if root.exists():
-        raise FileExistsError(f"refusing to overwrite existing path {root}")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
+    def fill(tmp: Path) -> None:
         for split, per_class in (("train", spec.train_per_class), ("val", spec.val_per_class)):
             for name in spec.classes:
                 folder = tmp / split / name
@@ -266,22 +257,8 @@ def generate_dataset(root: str | os.PathLike, spec: SyntheticSpec = SyntheticSpe
                         name, _image_rng(spec.seed, split, CLASSES.index(name), i), spec.image_size
                     )
                     image.save(folder / f"{name}_{i:05d}.jpg", quality=92)
-        (tmp / "manifest.json").write_text(json.dumps(spec.to_json(), indent=2) + "\n")
-        try:
-            os.rename(tmp, root)
-        except OSError:
-            if not root.exists():
-                raise  # another process did not win the race: a real error
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
 
-
-def read_manifest(root: str | os.PathLike) -> dict | None:
-    """The manifest of a generated set, or None when ``root`` has none."""
-    path = Path(root) / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return write_generated(root, fill, spec.to_json())
 
 
 def ensure_synthetic_dataset(
@@ -294,20 +271,11 @@ def ensure_synthetic_dataset(
     Raises:
         FileExistsError: ``root`` exists but holds something else (no manifest, or a different spec).
     """
-    root = Path(root)
-    if not root.exists():
-        log(
-            f"generating built-in data set (seed {spec.seed}, {len(spec.classes)} classes, "
-            f"{spec.train_per_class}+{spec.val_per_class} images/class, {spec.image_size}px) in {root}"
-        )
-        generate_dataset(root, spec)
-    manifest = read_manifest(root)
-    if manifest != spec.to_json():
-        raise FileExistsError(
-            f"{root} exists but is not the requested built-in data set (manifest {manifest}, wanted "
-            f"{spec.to_json()}); remove it or choose another folder"
-        )
-    return root
+    what = (
+        f"built-in data set (seed {spec.seed}, {len(spec.classes)} classes, "
+        f"{spec.train_per_class}+{spec.val_per_class} images/class, {spec.image_size}px)"
+    )
+    return ensure_generated(root, spec.to_json(), lambda r: generate_dataset(r, spec), what, log)
 
 
 # ------------------------------------------------------------------------------------------ command line

@@ -19,16 +19,15 @@ image and are generally not multiples of 32. Needs only numpy and Pillow.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from parcnetv2.generated import ensure_generated, read_manifest, write_generated
 
 __all__ = [
     "CLASSES",
@@ -333,18 +332,9 @@ def _scene_size(rng: np.random.Generator, spec: SyntheticSegSpec) -> tuple[int, 
 
 
 def generate_dataset(root: str | os.PathLike, spec: SyntheticSegSpec = SyntheticSegSpec()) -> Path:
-    """Write the set described by ``spec`` to ``root`` (which must not exist), atomically.
+    """Write the set described by ``spec`` to ``root`` (which must not exist), atomically."""
 
-    Files are written into a temporary sibling folder that is renamed to ``root`` once complete, so an
-    interrupted run never leaves a half-written set, and concurrent writers (e.g. several distributed
-    ranks) cannot mix their files: the first rename wins, the others are discarded.
-    """
-    root = Path(root)
-    if root.exists():
-        raise FileExistsError(f"refusing to overwrite existing path {root}")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
+    def fill(tmp: Path) -> None:
         for split, count in (("training", spec.num_train), ("validation", spec.num_val)):
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "annotations" / split).mkdir(parents=True)
@@ -354,22 +344,8 @@ def generate_dataset(root: str | os.PathLike, spec: SyntheticSegSpec = Synthetic
                 image, label = render_scene(rng, height, width)
                 image.save(tmp / "images" / split / f"scene_{i:05d}.jpg", quality=92)
                 label.save(tmp / "annotations" / split / f"scene_{i:05d}.png")
-        (tmp / "manifest.json").write_text(json.dumps(spec.to_json(), indent=2) + "\n")
-        try:
-            os.rename(tmp, root)
-        except OSError:
-            if not root.exists():
-                raise  # nobody else won the race: a real error
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
 
-
-def read_manifest(root: str | os.PathLike) -> dict | None:
-    """The manifest of a generated set, or None when ``root`` has none."""
-    path = Path(root) / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return write_generated(root, fill, spec.to_json())
 
 
 def ensure_synthetic_dataset(
@@ -382,20 +358,11 @@ def ensure_synthetic_dataset(
     Raises:
         FileExistsError: ``root`` exists but holds something else (no manifest, or a different spec).
     """
-    root = Path(root)
-    if not root.exists():
-        log(
-            f"generating built-in segmentation set (seed {spec.seed}, {len(CLASSES)} classes, "
-            f"{spec.num_train}+{spec.num_val} images, {spec.min_size}-{spec.max_size} px) in {root}"
-        )
-        generate_dataset(root, spec)
-    manifest = read_manifest(root)
-    if manifest != spec.to_json():
-        raise FileExistsError(
-            f"{root} exists but is not the requested built-in segmentation set (manifest {manifest}, "
-            f"wanted {spec.to_json()}); remove it or choose another folder"
-        )
-    return root
+    what = (
+        f"built-in segmentation set (seed {spec.seed}, {len(CLASSES)} classes, "
+        f"{spec.num_train}+{spec.num_val} images, {spec.min_size}-{spec.max_size} px)"
+    )
+    return ensure_generated(root, spec.to_json(), lambda r: generate_dataset(r, spec), what, log)
 
 
 # ------------------------------------------------------------------------------------------ command line
