@@ -23,7 +23,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models._features import feature_take_indices
 from torch.utils.checkpoint import checkpoint
 
-from .checkpoint import adapt_state_dict, unwrap_state_dict
+from .checkpoint import adapt_state_dict, read_checkpoint, strip_prefixes, unwrap_state_dict
 from .layers import (
     BGU,
     Downsample,
@@ -383,12 +383,26 @@ def _has_weight_source(kwargs: dict[str, Any]) -> bool:
     return False
 
 
+def _take_num_classes_from_file(kwargs: dict[str, Any]) -> None:
+    """With ``pretrained_cfg_overlay=dict(file=...)`` and no ``num_classes`` anywhere, build the model with
+    the file's classifier size (a 10-class checkpoint gives a 10-class model, not a load error)."""
+    overlay = kwargs.get("pretrained_cfg_overlay")
+    if not isinstance(overlay, dict) or not overlay.get("file") or "num_classes" in overlay:
+        return
+    state = strip_prefixes(unwrap_state_dict(read_checkpoint(overlay["file"])))
+    head = state.get("head.weight")
+    if head is not None and head.ndim == 2:
+        kwargs["pretrained_cfg_overlay"] = {**overlay, "num_classes": int(head.shape[0])}
+
+
 def _create_parcnetv2(variant: str, arch: str, pretrained: bool = False, **kwargs: Any) -> ParCNetV2:
     if pretrained and not _has_weight_source(kwargs):
         raise ValueError(
             f"{variant}: no published weights are bundled; pass "
             "pretrained_cfg_overlay=dict(file='/path/to/checkpoint.pth') with pretrained=True"
         )
+    if pretrained and "num_classes" not in kwargs:
+        _take_num_classes_from_file(kwargs)
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     return build_model_with_cfg(
         ParCNetV2,

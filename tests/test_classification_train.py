@@ -325,3 +325,29 @@ def test_bad_checkpoints_give_clear_errors(one_epoch: dict, root: Path, tmp_path
         (renamed / split / "circle").rename(renamed / split / "oval")
     with pytest.raises(DataError, match="differ from the classes"):
         validate.main([str(renamed), "--checkpoint", str(last), "-j", "0"])
+
+
+# ------------------------------------------------------------------------------------------ acceptance
+PUBLISHED = [
+    "--model", "parcnetv2_tiny", "--opt", "adamw", "--lr", "4e-3", "--warmup-epochs", "20",
+    "-b", "128", "--grad-accum-steps", "4", "--drop-path", "0.2", "--head-dropout", "0.0",
+]  # fmt: skip
+
+
+def test_published_command_under_torchrun_feeds_timm(root: Path, tmp_path: Path) -> None:
+    """The published recipe's command line as is (then a tiny batch, 1 epoch, small images) under
+    torchrun; its checkpoint loads through timm's ``pretrained_cfg_overlay``."""
+    out = tmp_path / "published"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    tiny = ["-b", "2", "--epochs", "1", "--input-size", "32", "--workers", "0", "--output", str(out)]
+    cmd = [*torchrun, "-m", "parcnetv2.classification.train", str(root), *PUBLISHED, *tiny]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ckpt = torch.load(out / "last.pth.tar", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["args"]["grad_accum_steps"] == 4
+    model = timm.create_model(
+        "parcnetv2_tiny", pretrained=True, pretrained_cfg_overlay=dict(file=str(out / "last.pth.tar"))
+    )
+    assert model.num_classes == len(SPEC.classes)
+    assert _max_diff(model.state_dict(), ckpt["state_dict"]) == 0
