@@ -10,7 +10,7 @@ _base_ = [
 ]
 custom_imports = dict(imports=['parcnetv2.segmentation'], allow_failed_imports=False)
 
-checkpoint_file = 'checkpoints/parcnetv2_tiny_in1k.safetensors'
+checkpoint_file = 'checkpoints/parcnetv2_tiny_in1k.pth'
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(

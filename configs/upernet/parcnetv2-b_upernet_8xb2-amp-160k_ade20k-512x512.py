@@ -2,7 +2,7 @@
 # weight decay 0.02 (the published B values since the official repo's commit 20980d1).
 _base_ = './parcnetv2-t_upernet_8xb2-amp-160k_ade20k-512x512.py'
 
-checkpoint_file = 'checkpoints/parcnetv2_base_in1k.safetensors'
+checkpoint_file = 'checkpoints/parcnetv2_base_in1k.pth'
 model = dict(
     backbone=dict(
         arch='base', drop_path_rate=0.5, init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)),

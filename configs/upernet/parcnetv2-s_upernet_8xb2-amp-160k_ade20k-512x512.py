@@ -1,7 +1,7 @@
 # UperNet + ParCNetV2-S on ADE20K: the T recipe with stage-wise decay num_layers 12 and drop path 0.3.
 _base_ = './parcnetv2-t_upernet_8xb2-amp-160k_ade20k-512x512.py'
 
-checkpoint_file = 'checkpoints/parcnetv2_small_in1k.safetensors'
+checkpoint_file = 'checkpoints/parcnetv2_small_in1k.pth'
 model = dict(
     backbone=dict(
         arch='small', drop_path_rate=0.3, init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)),

@@ -13,7 +13,7 @@ custom_imports = dict(imports=['parcnetv2.segmentation'], allow_failed_imports=F
 
 # ImageNet-1k ParCNetV2-T weights (`python -m parcnetv2.classification.train` exports them; a timm-keyed
 # state dict, .pth or .safetensors). Loading is strict: a missing file or a key that does not fit raises.
-checkpoint_file = 'checkpoints/parcnetv2_tiny_in1k.safetensors'
+checkpoint_file = 'checkpoints/parcnetv2_tiny_in1k.pth'
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
