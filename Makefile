@@ -1,11 +1,17 @@
-# The two commands a fresh machine needs: `make setup` then `make test` (see README.md).
+# The two commands a fresh machine needs (see README.md):
+#   make setup demo   # install, then the main job on built-in data (about 20 minutes on 2 CPU cores)
+#   make test         # the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
+DEMO_OUT ?= results
 
-.PHONY: setup test lint
+.PHONY: setup demo test lint
 
 setup:  ## create .venv and install the pinned stack (mmcv built once, then cached in ~/.cache/parcnetv2)
 	bash tools/setup_env.sh
+
+demo:  ## pretrain -> Mask R-CNN -> UperNet on the built-in data, with a summary table and pictures
+	$(PY) -m parcnetv2.demo --out $(DEMO_OUT)
 
 test:  ## run the test suite on CPU
 	$(PY) -m pytest -q

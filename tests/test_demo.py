@@ -1,0 +1,109 @@
+"""The main job end to end with the tiny budget, its rerun behaviour, and ``tools/demo.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, cwd: Path = REPO) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo")
+    return out, _run("-m", "parcnetv2.demo", "--budget", "tiny", "--out", str(out))
+
+
+def test_every_stage_writes_checkpoint_metrics_and_pictures(demo: tuple[Path, str]) -> None:
+    out, _ = demo
+    summary = json.loads((out / "summary.json").read_text())
+    stages = summary["stages"]
+    assert list(stages) == ["data", "classification", "detection", "segmentation", "pictures"]
+    for task in ("classification", "detection", "segmentation"):
+        result = json.loads((out / task / "result.json").read_text())
+        assert result == stages[task]
+        assert Path(result["checkpoint"]).is_file(), task
+    assert 0 <= stages["classification"]["top1"] <= 100
+    assert 0 <= stages["detection"]["bbox_mAP"] <= 1 and 0 <= stages["detection"]["segm_mAP"] <= 1
+    assert 0 <= stages["segmentation"]["mIoU"] <= 100
+    files = stages["pictures"]["files"]
+    pictures = [files[f"{t}_curves"] for t in ("classification", "detection", "segmentation")]
+    pictures += files["detection_predictions"] + files["segmentation_predictions"]
+    for picture in pictures:
+        assert Path(picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture
+    # the downstream tasks started from the classification weights
+    for task in ("detection", "segmentation"):
+        config = next((out / task).glob("*.py"))  # the config the training run dumped
+        assert stages["classification"]["checkpoint"] in config.read_text(), task
+
+
+def test_summary_reports_what_the_pipelines_printed(demo: tuple[Path, str]) -> None:
+    out, stdout = demo
+    stages = json.loads((out / "summary.json").read_text())["stages"]
+    history = json.loads((out / "classification" / "metrics.json").read_text())["epochs"]
+    assert stages["classification"]["top1"] == round(history[-1]["eval_top1"], 2)
+    det_log = json.loads(next((out / "detection" / "test").glob("*/*.json")).read_text())
+    assert stages["detection"]["bbox_mAP"] == round(det_log["coco/bbox_mAP"], 3)
+    assert stages["detection"]["segm_mAP"] == round(det_log["coco/segm_mAP"], 3)
+    seg_log = json.loads(next((out / "segmentation" / "test").glob("*/*.json")).read_text())
+    assert stages["segmentation"]["mIoU"] == round(seg_log["mIoU"], 2)
+    table = (out / "summary.md").read_text()
+    for row in (
+        f"top-1 {stages['classification']['top1']:.2f} %",
+        f"bbox mAP {stages['detection']['bbox_mAP']:.3f}",
+        f"segm mAP {stages['detection']['segm_mAP']:.3f}",
+        f"mIoU {stages['segmentation']['mIoU']:.2f} %",
+    ):
+        assert row in table and row in stdout
+
+
+def test_rerun_skips_finished_stages_and_redoes_only_what_is_missing(demo: tuple[Path, str]) -> None:
+    out, _ = demo
+    before = json.loads((out / "summary.json").read_text())["stages"]
+    (out / "segmentation" / "result.json").unlink()  # as if interrupted after training, before the report
+    stdout = _run("-m", "parcnetv2.demo", "--budget", "tiny", "--out", str(out))
+    for stage in ("data", "classification", "detection"):
+        assert f"{stage} already done" in stdout
+    assert "segmentation already done" not in stdout
+    after = json.loads((out / "summary.json").read_text())["stages"]
+    assert after["classification"] == before["classification"]
+    # training resumed from its last checkpoint (nothing left to train), evaluation gives the same mIoU
+    assert after["segmentation"]["iterations"] == before["segmentation"]["iterations"]
+    assert after["segmentation"]["mIoU"] == before["segmentation"]["mIoU"]
+    # the pictures depend on the segmentation result, so they were redrawn
+    assert "pictures already done" not in stdout
+
+
+@pytest.mark.parametrize("task", ["detection", "segmentation"])
+def test_tools_demo_draws_on_any_image(demo: tuple[Path, str], task: str, tmp_path: Path) -> None:
+    out, _ = demo
+    result = json.loads((out / task / "result.json").read_text())
+    data = json.loads((out / "data" / "result.json").read_text())
+    image = sorted((Path(data["coco"]) / "val").glob("*.png"))[0]  # a detection image for both
+    picture = tmp_path / f"{task}.png"
+    _run("tools/demo.py", str(image), result["config"], result["checkpoint"], "--out", str(picture))
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tools_demo_rejects_missing_files(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "tools/demo.py", str(tmp_path / "nope.jpg"), "cfg.py", "ckpt.pth"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0 and "image not found" in proc.stderr
