@@ -9,7 +9,7 @@
 #   --cfg-options model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=PATH
 # Compared with the ADE20K configs: XT backbone, UperNet/FCN heads with 64/32 channels instead of 512/256,
 # 96x96 crops, batch 4, lr 1e-3, 2k iterations, fp32; the same stage-wise lr decay, slide test (crop 96,
-# stride 64) and mmseg's TTA model. On a shared 2-core CPU run it with OMP_NUM_THREADS=1 (see README).
+# stride 64) and mmseg's TTA model.
 _base_ = [
     'mmseg::_base_/models/upernet_r50.py',
     'mmseg::_base_/datasets/ade20k.py',
