@@ -1,24 +1,14 @@
 # Mask R-CNN, ParCNetV2-T backbone, FPN, 1x schedule (12 epochs, single scale 1333x800), AMP, COCO 2017.
 # Inherits mmdet's own config; runs with mmdet's tools/train.py and tools/test.py unchanged.
-_base_ = ["mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py"]
+_base_ = ["mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py", "../_base_/parcnetv2_tiny.py"]
 
 custom_imports = dict(imports=["parcnetv2.detection"], allow_failed_imports=False)
 
-# ImageNet-1k ParCNetV2-T from our classification pipeline (or a published-format checkpoint);
-# override with --cfg-options model.backbone.init_cfg.checkpoint=/path/to/checkpoint.pth
-checkpoint_file = "checkpoints/parcnetv2_tiny_in1k.pth"
-
+# Backbone weights: checkpoints/parcnetv2_tiny_in1k.pth from our classification pipeline (or a published
+# one); elsewhere: --cfg-options model.backbone.init_cfg.checkpoint=/path/to/checkpoint.pth
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type="ParCNetV2",
-        arch="tiny",
-        oc_mode="adaptive",  # 'fixed' reproduces the published setting (224-sized kernels)
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.4,
-        init_cfg=dict(type="Pretrained", checkpoint=checkpoint_file),
-    ),
-    neck=dict(in_channels=[64, 128, 320, 512]),
+    backbone=dict(_base_.parcnetv2_tiny, drop_path_rate=0.4),
+    neck=dict(in_channels=_base_.parcnetv2_tiny_channels),
 )
 
 # AdamW, layer-wise lr decay (ids from downsample_layers/stages, one per 3 blocks; T: 7 layers)

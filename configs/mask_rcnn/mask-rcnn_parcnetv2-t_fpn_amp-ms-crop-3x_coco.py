@@ -1,23 +1,16 @@
 # Mask R-CNN, ParCNetV2-T, FPN, 3x (36 epochs) with DETR-style multi-scale 480-800 + crop, AMP.
 # Published ParCNetV2 setting: AdamW lr 1e-4, wd 0.05, layer decay 0.95 over 7 layers, drop path 0.4.
 # Pipeline and schedule come from mmdet's own ConvNeXt-T 3x config.
-_base_ = ["mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py"]
+_base_ = [
+    "mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py",
+    "../_base_/parcnetv2_tiny.py",
+]
 
 custom_imports = dict(imports=["parcnetv2.detection"], allow_failed_imports=False)
 
-checkpoint_file = "checkpoints/parcnetv2_tiny_in1k.pth"
-
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type="ParCNetV2",
-        arch="tiny",
-        oc_mode="adaptive",  # 'fixed' reproduces the published setting (224-sized kernels)
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.4,
-        init_cfg=dict(type="Pretrained", checkpoint=checkpoint_file),
-    ),
-    neck=dict(in_channels=[64, 128, 320, 512]),
+    backbone=dict(_base_.parcnetv2_tiny, drop_path_rate=0.4),
+    neck=dict(in_channels=_base_.parcnetv2_tiny_channels),
 )
 
 optim_wrapper = dict(

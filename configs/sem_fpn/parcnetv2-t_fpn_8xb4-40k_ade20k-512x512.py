@@ -7,25 +7,17 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_40k.py',
+    '../_base_/parcnetv2_tiny.py',
 ]
 custom_imports = dict(imports=['parcnetv2.segmentation'], allow_failed_imports=False)
 
-checkpoint_file = 'checkpoints/parcnetv2_tiny_in1k.pth'
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='ParCNetV2',
-        arch='tiny',
-        oc_mode='adaptive',
-        out_indices=(0, 1, 2, 3),
-        out_norms=True,
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)),
-    neck=dict(in_channels=[64, 128, 320, 512], out_channels=512, num_outs=4),
+    backbone=dict(_base_.parcnetv2_tiny, drop_path_rate=0.2),
+    neck=dict(in_channels=_base_.parcnetv2_tiny_channels, out_channels=512, num_outs=4),
     decode_head=dict(in_channels=[512, 512, 512, 512], channels=128, num_classes=150))
 
 optim_wrapper = dict(

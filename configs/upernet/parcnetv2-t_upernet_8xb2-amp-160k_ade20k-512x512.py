@@ -8,27 +8,20 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
+    '../_base_/parcnetv2_tiny.py',
 ]
 custom_imports = dict(imports=['parcnetv2.segmentation'], allow_failed_imports=False)
 
-# ImageNet-1k ParCNetV2-T weights (`python -m parcnetv2.classification.train` exports them; a timm-keyed
+# ImageNet-1k ParCNetV2-T weights: checkpoints/parcnetv2_tiny_in1k.pth (../_base_/parcnetv2_tiny.py; the
+# classification pipeline exports them; a timm-keyed
 # state dict, .pth or .safetensors). Loading is strict: a missing file or a key that does not fit raises.
-checkpoint_file = 'checkpoints/parcnetv2_tiny_in1k.pth'
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='ParCNetV2',
-        arch='tiny',
-        oc_mode='adaptive',
-        out_indices=(0, 1, 2, 3),
-        out_norms=True,
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)),
-    decode_head=dict(in_channels=[64, 128, 320, 512], num_classes=150),
+    backbone=dict(_base_.parcnetv2_tiny, drop_path_rate=0.3),
+    decode_head=dict(in_channels=_base_.parcnetv2_tiny_channels, num_classes=150),
     auxiliary_head=dict(in_channels=320, num_classes=150),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
 
