@@ -6,21 +6,9 @@ if [[ $# -lt 3 ]]; then
   echo "usage: $0 CONFIG CHECKPOINT GPUS [test.py options...]" >&2
   exit 2
 fi
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
 shift 3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-
-exec "$PYTHON" -m torch.distributed.run \
-  --nnodes="$NNODES" \
-  --node_rank="$NODE_RANK" \
-  --master_addr="$MASTER_ADDR" \
-  --master_port="$PORT" \
-  --nproc_per_node="$GPUS" \
-  "$here/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"
+exec "$here/torchrun_launch.sh" "$GPUS" "$here/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"

@@ -9,20 +9,8 @@ if [[ $# -lt 2 ]]; then
   echo "usage: $0 CONFIG GPUS [train.py options...]" >&2
   exit 2
 fi
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CONFIG=$1
 GPUS=$2
 shift 2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-
-exec "$PYTHON" -m torch.distributed.run \
-  --nnodes="$NNODES" \
-  --node_rank="$NODE_RANK" \
-  --master_addr="$MASTER_ADDR" \
-  --master_port="$PORT" \
-  --nproc_per_node="$GPUS" \
-  "$here/train.py" "$CONFIG" --launcher pytorch "$@"
+exec "$here/torchrun_launch.sh" "$GPUS" "$here/train.py" "$CONFIG" --launcher pytorch "$@"

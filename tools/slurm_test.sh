@@ -6,25 +6,10 @@ if [[ $# -lt 4 ]]; then
   echo "usage: $0 PARTITION JOB_NAME CONFIG CHECKPOINT [test.py options...]" >&2
   exit 2
 fi
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
 CHECKPOINT=$4
 shift 4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-}
-PYTHON=${PYTHON:-python}
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-
-# shellcheck disable=SC2086
-exec srun -p "$PARTITION" \
-  --job-name="$JOB_NAME" \
-  --gres=gpu:"$GPUS_PER_NODE" \
-  --ntasks="$GPUS" \
-  --ntasks-per-node="$GPUS_PER_NODE" \
-  --cpus-per-task="$CPUS_PER_TASK" \
-  --kill-on-bad-exit=1 \
-  $SRUN_ARGS \
-  "$PYTHON" -u "$here/test.py" "$CONFIG" "$CHECKPOINT" --launcher slurm "$@"
+exec "$here/srun_launch.sh" "$PARTITION" "$JOB_NAME" "$here/test.py" "$CONFIG" "$CHECKPOINT" --launcher slurm "$@"
