@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-__all__ = ["toeplitz", "toeplitz_conv1d"]
+__all__ = ["toeplitz", "toeplitz_conv1d", "toeplitz_matmul"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -55,19 +55,27 @@ def _diagonal_sums(grams: list[tuple[torch.Tensor, torch.Tensor]], n: int, taps:
     return sums.narrow(-1, n - 1 - taps // 2, taps)
 
 
+def toeplitz_matmul(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
+    """``T @ column`` for every column (``dim=2``) or row (``dim=3``) of contiguous NCHW ``x``, T (C, n, n).
+
+    Not differentiated through: the kernel gradient comes from :class:`_ToeplitzConv1d`; this is the
+    forward it shares, and the inference path with precomputed matrices.
+    """
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    for image, result in zip(x, out, strict=True):
+        if dim == 2:
+            torch.bmm(matrix, image, out=result)  # (C, n, n) @ (C, n, W)
+        else:
+            torch.bmm(image, matrix.mT, out=result)  # (C, H, n) @ (C, n, n)
+    return out
+
+
 class _ToeplitzConv1d(torch.autograd.Function):
     """Depthwise 'same' correlation of contiguous NCHW ``x`` with a (C, K) kernel along dim 2 or 3."""
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: torch.Tensor, weight: torch.Tensor, dim: int) -> torch.Tensor:
-        n = x.shape[dim]
-        matrix = toeplitz(weight, n)
-        out = torch.empty_like(x, memory_format=torch.contiguous_format)
-        for image, result in zip(x, out, strict=True):
-            if dim == 2:
-                torch.bmm(matrix, image, out=result)  # (C, n, n) @ (C, n, W)
-            else:
-                torch.bmm(image, matrix.mT, out=result)  # (C, H, n) @ (C, n, n)
+        out = toeplitz_matmul(x, toeplitz(weight, x.shape[dim]), dim)
         ctx.save_for_backward(x, weight)
         ctx.dim = dim
         return out
@@ -81,13 +89,7 @@ class _ToeplitzConv1d(torch.autograd.Function):
         grad = grad.contiguous()
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            matrix = toeplitz(weight, n)
-            grad_x = torch.empty_like(grad)
-            for g, result in zip(grad, grad_x, strict=True):
-                if dim == 2:
-                    torch.bmm(matrix.mT, g, out=result)
-                else:
-                    torch.bmm(g, matrix, out=result)
+            grad_x = toeplitz_matmul(grad, toeplitz(weight, n).mT, dim)  # the adjoint: T^T
         if ctx.needs_input_grad[1]:
             if dim == 2:  # G[c, i, j] = sum_w grad[c, i, w] x[c, j, w]
                 grams = [(g, image.mT) for g, image in zip(grad, x, strict=True)]
@@ -97,13 +99,27 @@ class _ToeplitzConv1d(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
-def toeplitz_conv1d(x: torch.Tensor, weight: torch.Tensor, dim: int) -> torch.Tensor:
+def toeplitz_conv1d(
+    x: torch.Tensor, weight: torch.Tensor, dim: int, cache: dict | None = None
+) -> torch.Tensor:
     """Depthwise zero-padded 'same' correlation of NCHW ``x`` with a (C, K) odd kernel along ``dim`` (2 or 3).
 
     Equal to ``F.conv2d`` with a (K x 1) or (1 x K) depthwise kernel and padding K // 2; K may
     exceed 2n - 1 (the outer taps then get a zero gradient). Returns a contiguous tensor.
+    ``cache`` (inference only, used when autograd does not track the call): a dict owned by the
+    caller, for this ``weight``, in which the Toeplitz matrix is kept and reused by (dim, n, dtype);
+    the caller empties it when the kernel changes.
     """
-    full = 2 * x.shape[dim] - 1
+    n = x.shape[dim]
+    full = 2 * n - 1
     if weight.shape[-1] > full:
         weight = weight.narrow(-1, (weight.shape[-1] - full) // 2, full)
-    return _ToeplitzConv1d.apply(x.contiguous(), weight, dim)
+    x = x.contiguous()
+    tracked = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    if cache is None or tracked:
+        return _ToeplitzConv1d.apply(x, weight, dim)
+    key = (dim, n, weight.dtype, weight.device)
+    matrix = cache.get(key)
+    if matrix is None:
+        matrix = cache[key] = toeplitz(weight, n)
+    return toeplitz_matmul(x, matrix, dim)

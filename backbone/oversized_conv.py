@@ -107,10 +107,15 @@ def _crop(weight: torch.Tensor, n: int) -> torch.Tensor:
     return weight.narrow(-1, (weight.shape[-1] - full) // 2, full) if weight.shape[-1] > full else weight
 
 
-def oc_pass(x: torch.Tensor, weight: torch.Tensor, dim: int, path: str) -> torch.Tensor:
-    """Depthwise 'same' correlation of NCHW ``x`` with a (C, K) kernel along ``dim`` through ``path``."""
+def oc_pass(
+    x: torch.Tensor, weight: torch.Tensor, dim: int, path: str, toeplitz_cache: dict | None = None
+) -> torch.Tensor:
+    """Depthwise 'same' correlation of NCHW ``x`` with a (C, K) kernel along ``dim`` through ``path``.
+
+    ``toeplitz_cache``: see :func:`oversized_conv`.
+    """
     if path == "gemm":
-        return toeplitz_conv1d(x, weight, dim)
+        return toeplitz_conv1d(x, weight, dim, toeplitz_cache)
     if path == "fft":
         return fft_conv1d(x, weight, dim)
     channels, taps = weight.shape
@@ -120,7 +125,11 @@ def oc_pass(x: torch.Tensor, weight: torch.Tensor, dim: int, path: str) -> torch
 
 
 def oversized_conv(
-    x: torch.Tensor, weight_h: torch.Tensor, weight_w: torch.Tensor, path: OCPath | None = None
+    x: torch.Tensor,
+    weight_h: torch.Tensor,
+    weight_w: torch.Tensor,
+    path: OCPath | None = None,
+    toeplitz_cache: dict | None = None,
 ) -> torch.Tensor:
     """Depthwise vertical then horizontal 'same' convolution of NCHW ``x`` with odd-length kernels.
 
@@ -130,6 +139,9 @@ def oversized_conv(
         weight_w: (C, 1, 1, Kw) horizontal kernel, Kw odd; zero padding Kw // 2.
         path: ``"direct"``, ``"gemm"`` or ``"fft"`` to force a path for both passes; ``"auto"`` or
             ``None`` (the default, unless :func:`force_oc_path` is active) picks per pass by cost.
+        toeplitz_cache: for inference with fixed kernels, a dict (owned by the caller, emptied when the
+            kernels change) in which the GEMM path keeps its Toeplitz matrices between calls; ignored
+            where autograd tracks the call.
 
     Under autocast the passes run in the autocast dtype (as ``F.conv2d`` would); the FFT path
     computes half precision in float32 and casts back.
@@ -159,9 +171,11 @@ def oversized_conv(
     if dtype is not None:
         with torch.autocast(device_type, enabled=False):
             x, kernel_h, kernel_w = x.to(dtype), kernel_h.to(dtype), kernel_w.to(dtype)
-            return oc_pass(oc_pass(x, kernel_h, 2, path_h), kernel_w, 3, path_w)
+            vertical = oc_pass(x, kernel_h, 2, path_h, toeplitz_cache)
+            return oc_pass(vertical, kernel_w, 3, path_w, toeplitz_cache)
     kernel_h, kernel_w = kernel_h.to(x.dtype), kernel_w.to(x.dtype)
-    return oc_pass(oc_pass(x, kernel_h, 2, path_h), kernel_w, 3, path_w)
+    vertical = oc_pass(x, kernel_h, 2, path_h, toeplitz_cache)
+    return oc_pass(vertical, kernel_w, 3, path_w, toeplitz_cache)
 
 
 class OversizedConv2d(nn.Module):
@@ -189,32 +203,42 @@ class OversizedConv2d(nn.Module):
         pad = kernel_size // 2
         self.conv_h = nn.Conv2d(dim, dim, (kernel_size, 1), padding=(pad, 0), groups=dim, bias=False)
         self.conv_w = nn.Conv2d(dim, dim, (1, kernel_size), padding=(0, pad), groups=dim, bias=False)
+        # inference caches (see kernels_for): key, resized kernels, and the GEMM path's Toeplitz matrices
         self._resized: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+        self._toeplitz: dict = {}
+
+    def _sized(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        weight_h, weight_w = self.conv_h.weight, self.conv_w.weight
+        if self.mode == "fixed":
+            return weight_h, weight_w
+        return resize_oc_kernel(weight_h, 2 * height - 1, 2), resize_oc_kernel(weight_w, 2 * width - 1, 3)
+
+    def _tracks_grad(self) -> bool:
+        weights = (self.conv_h.weight, self.conv_w.weight)
+        return torch.is_grad_enabled() and any(w.requires_grad for w in weights)
 
     def kernels_for(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The (vertical, horizontal) kernels this module applies to an H x W input.
 
-        Without autograd (inference), the resized kernels of the last input size are kept and
-        reused until the weights change (in place or by replacement) or the size does.
+        Without autograd (inference), the kernels of the last input size (and the Toeplitz matrices
+        built from them) are kept and reused until the weights change (in place or by replacement)
+        or the size does.
         """
-        weight_h, weight_w = self.conv_h.weight, self.conv_w.weight
-        if self.mode == "fixed":
-            return weight_h, weight_w
-        if torch.is_grad_enabled() and (weight_h.requires_grad or weight_w.requires_grad):
-            return resize_oc_kernel(weight_h, 2 * height - 1, 2), resize_oc_kernel(weight_w, 2 * width - 1, 3)
-        key = (height, width, *((w.data_ptr(), w._version, w.dtype, w.device) for w in (weight_h, weight_w)))
+        if self._tracks_grad():
+            return self._sized(height, width)
+        weights = (self.conv_h.weight, self.conv_w.weight)
+        key = (height, width, *((w.data_ptr(), w._version, w.dtype, w.device) for w in weights))
         if self._resized is None or self._resized[0] != key:
             with torch.no_grad():
-                resized = (
-                    resize_oc_kernel(weight_h, 2 * height - 1, 2),
-                    resize_oc_kernel(weight_w, 2 * width - 1, 3),
-                )
-            self._resized = (key, *resized)
+                self._resized = (key, *self._sized(height, width))
+            self._toeplitz = {}
         return self._resized[1], self._resized[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight_h, weight_w = self.kernels_for(x.shape[-2], x.shape[-1])
-        return oversized_conv(x, weight_h, weight_w, path=None if self.path == "auto" else self.path)
+        cache = None if self._tracks_grad() else self._toeplitz
+        path = None if self.path == "auto" else self.path
+        return oversized_conv(x, weight_h, weight_w, path=path, toeplitz_cache=cache)
 
     def extra_repr(self) -> str:
         path = "" if self.path == "auto" else f", path={self.path}"

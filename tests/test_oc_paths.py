@@ -319,6 +319,32 @@ def test_resized_kernels_cached_only_without_autograd():
     assert live[0].grad_fn is not None  # with autograd: resized afresh, differentiable
 
 
+
+@pytest.mark.parametrize("mode", ["adaptive", "fixed"])
+def test_inference_reuses_toeplitz_matrices_until_weights_change(mode):
+    torch.manual_seed(0)
+    module = OversizedConv2d(4, 21, mode=mode, path="gemm")
+    x = torch.randn(2, 4, 9, 13)
+
+    def reference() -> torch.Tensor:
+        weight_h, weight_w = (w.detach() for w in module.kernels_for(9, 13))
+        return oversized_conv(x, weight_h, weight_w, path="direct")
+
+    with torch.no_grad():
+        out = module(x)
+        cached = dict(module._toeplitz)
+        assert len(cached) == 2  # one matrix per pass
+        assert relative_error(out, reference()) < 1e-5
+        assert relative_error(module(x), out) == 0.0
+        assert all(module._toeplitz[k] is v for k, v in cached.items())  # reused, not rebuilt
+        module.conv_w.weight.mul_(-0.5)  # an in-place update invalidates them
+        changed = module(x)
+        assert all(module._toeplitz[k] is not v for k, v in cached.items())
+        assert relative_error(changed, reference()) < 1e-5
+    # with autograd the matrices are rebuilt per call and gradients flow as before
+    weight_grad = torch.autograd.grad(module(x).sum(), module.conv_h.weight)[0]
+    assert weight_grad.abs().sum() > 0
+
 def test_l2_layer_norm_branch_free_variant(monkeypatch):
     """The variant used on CUDA, meta tensors and under tracing gives the same values."""
     torch.manual_seed(0)
