@@ -64,7 +64,6 @@ class Budget:
     # CPU training leaves the toy detector's scores around 0.1-0.25, below mmdet's usual 0.3)
     num_pictures: int = 4
     det_score_thr: float = 0.15
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def key(self, *fields: str) -> str:
         """A short hash of the named fields: a finished stage is redone when its inputs change."""
@@ -223,16 +222,19 @@ def _test(cfg: Any, checkpoint: str) -> dict[str, float]:
     return {k: float(v) for k, v in Runner.from_cfg(cfg).test().items()}
 
 
-def _train_without_val(cfg: Any) -> Any:
-    """Train ``cfg`` (resuming from the work dir's last checkpoint if any); evaluation is separate."""
+def _train_then_test(cfg: Any, checkpoint_name: Callable[[Any], str]) -> tuple[Any, str, dict[str, float]]:
+    """Train ``cfg`` without validation (resuming from the work dir's last checkpoint if any), then
+    evaluate the checkpoint it ended with (``checkpoint_name(runner)`` in the work dir); returns the
+    runner, that checkpoint and the test metrics."""
     from mmengine.runner import Runner
 
-    cfg = copy.deepcopy(cfg)
-    cfg.resume = True
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    runner = Runner.from_cfg(cfg)
+    train_cfg = copy.deepcopy(cfg)
+    train_cfg.resume = True
+    train_cfg.val_dataloader = train_cfg.val_cfg = train_cfg.val_evaluator = None
+    runner = Runner.from_cfg(train_cfg)
     runner.train()
-    return runner
+    checkpoint = str(Path(cfg.work_dir) / checkpoint_name(runner))
+    return runner, checkpoint, _test(cfg, checkpoint)
 
 
 def _pretrained(ctx: _Context) -> str:
@@ -260,9 +262,7 @@ def _stage_detection(ctx: _Context) -> dict[str, Any]:
     for sched in cfg.param_scheduler:
         if sched.type == "CosineAnnealingLR":
             sched.end = epochs
-    runner = _train_without_val(cfg)
-    checkpoint = str(work_dir / f"epoch_{runner.epoch}.pth")
-    metrics = _test(cfg, checkpoint)
+    runner, checkpoint, metrics = _train_then_test(cfg, lambda r: f"epoch_{r.epoch}.pth")
     return dict(
         model="Mask R-CNN + ParCNetV2-XT",
         bbox_mAP=round(metrics["coco/bbox_mAP"], 3),
@@ -289,9 +289,7 @@ def _stage_segmentation(ctx: _Context) -> dict[str, Any]:
         max_iters=iters,
         num_workers=1,
     )
-    runner = _train_without_val(cfg)
-    checkpoint = str(work_dir / f"iter_{runner.iter}.pth")
-    metrics = _test(cfg, checkpoint)
+    runner, checkpoint, metrics = _train_then_test(cfg, lambda r: f"iter_{r.iter}.pth")
     return dict(
         model="UperNet + ParCNetV2-XT",
         mIoU=round(metrics["mIoU"], 2),
