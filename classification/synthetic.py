@@ -271,11 +271,13 @@ def ensure_synthetic_dataset(
     Raises:
         FileExistsError: ``root`` exists but holds something else (no manifest, or a different spec).
     """
-    what = (
-        f"built-in data set (seed {spec.seed}, {len(spec.classes)} classes, "
+    details = (
+        f" (seed {spec.seed}, {len(spec.classes)} classes, "
         f"{spec.train_per_class}+{spec.val_per_class} images/class, {spec.image_size}px)"
     )
-    return ensure_generated(root, spec.to_json(), lambda r: generate_dataset(r, spec), what, log)
+    return ensure_generated(
+        root, spec.to_json(), lambda r: generate_dataset(r, spec), "built-in data set", log, details
+    )
 
 
 # ------------------------------------------------------------------------------------------ command line

@@ -56,20 +56,23 @@ def ensure_generated(
     generate: Callable[[Path], Any],
     what: str,
     log: Callable[[str], None] = print,
+    details: str = "",
 ) -> Path:
     """Call ``generate(root)`` unless ``root`` exists; then check that it holds exactly ``manifest``.
+
+    ``what`` names the set in messages; ``details`` (e.g. its size) is added to the generation line.
 
     Raises:
         FileExistsError: ``root`` exists but holds something else (no manifest, or a different one).
     """
     root = Path(root)
     if not root.exists():
-        log(f"generating {what} in {root}")
+        log(f"generating {what}{details} in {root}")
         generate(root)
     found = read_manifest(root)
     if found != dict(manifest):
         raise FileExistsError(
-            f"{root} exists but is not the requested {what.split(' (')[0]} (manifest {found}, wanted "
+            f"{root} exists but is not the requested {what} (manifest {found}, wanted "
             f"{dict(manifest)}); remove it or choose another folder"
         )
     return root

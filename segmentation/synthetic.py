@@ -358,11 +358,13 @@ def ensure_synthetic_dataset(
     Raises:
         FileExistsError: ``root`` exists but holds something else (no manifest, or a different spec).
     """
-    what = (
-        f"built-in segmentation set (seed {spec.seed}, {len(CLASSES)} classes, "
+    details = (
+        f" (seed {spec.seed}, {len(CLASSES)} classes, "
         f"{spec.num_train}+{spec.num_val} images, {spec.min_size}-{spec.max_size} px)"
     )
-    return ensure_generated(root, spec.to_json(), lambda r: generate_dataset(r, spec), what, log)
+    return ensure_generated(
+        root, spec.to_json(), lambda r: generate_dataset(r, spec), "built-in segmentation set", log, details
+    )
 
 
 # ------------------------------------------------------------------------------------------ command line
