@@ -22,6 +22,7 @@ that a GEMM is far cheaper per multiply-add than a depthwise convolution with a 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -132,6 +133,7 @@ def path_costs(shape: PassShape, device_type: str = "cpu", training: bool = Fals
     return costs
 
 
+@functools.lru_cache(maxsize=4096)  # called per OC pass; pure, and the table is constant
 def choose_path(
     shape: PassShape, device_type: str = "cpu", training: bool = False, kernel_grad: bool = False
 ) -> str:

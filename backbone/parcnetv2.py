@@ -29,6 +29,7 @@ from .layers import (
     Downsample,
     L2LayerNorm,
     Scale,
+    gelu_,
     pointwise_to_channels_first,
     pointwise_to_channels_last,
 )
@@ -72,9 +73,17 @@ class ParCTokenMixer(nn.Module):
         # 1x1 convs are matmuls whose transposed operands do the layout changes at no extra cost.
         x = pointwise_to_channels_first(x, self.pwconv1.weight, self.pwconv1.bias)
         gate, branch = x.chunk(2, dim=1)
-        branch = self.act(branch)
-        x = gate * self.dwconv1(branch).add_(self.dwconv2(branch))
-        return pointwise_to_channels_last(x, self.pwconv2.weight)
+        if x.requires_grad:
+            branch = self.act(branch)
+            return pointwise_to_channels_last(gate * self._spatial(branch), self.pwconv2.weight)
+        # inference: activate and gate inside pwconv1's output (fewer large allocations)
+        spatial = self._spatial(gelu_(branch, self.act.approximate))
+        gated = gate.mul_(spatial) if spatial.dtype == gate.dtype else gate * spatial
+        return pointwise_to_channels_last(gated, self.pwconv2.weight)
+
+    def _spatial(self, branch: torch.Tensor) -> torch.Tensor:
+        """Oversized conv + 7x7 depthwise conv of the activated branch."""
+        return self.dwconv1(branch).add_(self.dwconv2(branch))
 
 
 class ParCNetV2Block(nn.Module):
@@ -108,8 +117,16 @@ class ParCNetV2Block(nn.Module):
 
     @staticmethod
     def _residual(x: torch.Tensor, scale: nn.Module, y: torch.Tensor) -> torch.Tensor:
-        """``scale(x) + y``; a res-scale is folded into one ``addcmul``."""
-        return torch.addcmul(y, x, scale.scale) if isinstance(scale, Scale) else x + y
+        """``scale(x) + y``; a res-scale is folded into one ``addcmul``.
+
+        In inference the sum is written into the branch output ``y`` (a fresh tensor) when that keeps
+        the dtype the out-of-place sum would have.
+        """
+        weight = scale.scale if isinstance(scale, Scale) else None
+        dtypes = {x.dtype, y.dtype} if weight is None else {x.dtype, y.dtype, weight.dtype}
+        if y.requires_grad or len(dtypes) > 1 or y.shape != x.shape:
+            return x + y if weight is None else torch.addcmul(y, x, weight)
+        return y.add_(x) if weight is None else y.addcmul_(x, weight)
 
 
 class ParCNetV2Stage(nn.Sequential):

@@ -257,6 +257,40 @@ def test_grad_checkpointing_same_result():
         torch.testing.assert_close(p.grad, g)
 
 
+@pytest.mark.parametrize("autocast", [False, True])
+def test_inference_in_place_paths_equal_autograd_paths(autocast):
+    """Without autograd the blocks gate, activate and add in place; values and dtypes stay the same."""
+    model = small_model().eval()
+    randomize(model)
+    x = torch.randn(2, 3, 64, 96)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        tracked = model.forward_features(x)
+        with torch.no_grad():
+            untracked = model.forward_features(x)
+    assert tracked.requires_grad and not untracked.requires_grad
+    assert untracked.dtype == tracked.dtype
+    # not bitwise: with autograd the OC may take another path and the convs another oneDNN kernel
+    torch.testing.assert_close(untracked, tracked.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_downsample_weight_copy_follows_weight_updates():
+    model = small_model().eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        assert torch.equal(model(x), before)  # the cached channels-last weights are reused
+        model.downsample_layers[2].conv.weight.mul_(-1.5)  # in place, as an optimizer step
+        flipped = model(x)
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        state["downsample_layers.1.conv.weight"].mul_(0.5)
+        model.load_state_dict(state)
+        reloaded = model(x)
+    model.zero_grad()
+    reference = model(x)  # with autograd: no cache involved
+    assert not torch.allclose(flipped, before)
+    torch.testing.assert_close(reloaded, reference.detach(), rtol=1e-5, atol=1e-6)
+
+
 def test_features_only_channels_and_strides():
     model = timm.create_model("parcnetv2_xt", features_only=True, out_indices=(1, 2, 3))
     assert model.feature_info.channels() == [96, 192, 320]

@@ -10,12 +10,12 @@ The table: (1) each OC of ParCNetV2-T (adaptive kernels, batch 1) at 224x224, 51
 with automatic against all-direct paths, adaptive and fixed kernels; (3) the ParCNetV2-T backbone's
 forward (``features_only``) against timm's ``convnext_tiny`` on the same input.
 
-Times are medians of ``--repeats`` runs after a warm-up, the compared functions interleaved run by
-run. Peak memory is the growth of the peak resident set (``VmHWM``, reset through
-``/proc/self/clear_refs``) of a fresh process over its size just before the measured call, with
-glibc's mmap threshold pinned to 128 KiB so that freed tensors go back to the OS at once. The load
-average is printed at start and end: on a shared machine, two-thread timings suffer when other
-processes deschedule a thread that an op waits for.
+Times are medians of ``--repeats`` runs (4x as many for the 224x224 backbone forward) after a
+warm-up, the compared functions interleaved run by run. Peak memory is the growth of the peak
+resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) of a fresh process over its size
+just before the measured call, with glibc's mmap threshold pinned to 128 KiB so that freed tensors
+go back to the OS at once. The load average is printed at start and end: on a shared machine,
+two-thread timings suffer when other processes deschedule a thread that an op waits for.
 
 ``calibrate`` times each path on single passes over a sweep of shapes and prints least-squares
 coefficients (relative error) for ``backbone/oc_cost.py``.
@@ -187,7 +187,9 @@ def backbone_table(repeats: int) -> dict[str, float]:
 
             return forward
 
-        times = median_times({name: run(model) for name, model in models.items()}, repeats)
+        # a 224 forward takes ~0.15 s, so it gets 4x the runs: its median is the one noise moves most
+        runs = repeats * 4 if height * width <= 512 * 512 else repeats
+        times = median_times({name: run(model) for name, model in models.items()}, runs)
         adaptive, fixed = times["adaptive"] / times["convnext"], times["fixed"] / times["convnext"]
         ratios[f"backbone_{height}"] = adaptive
         print(
