@@ -177,7 +177,8 @@ class BGU(nn.Module):
     """Channel bifurcate gate unit: ``fc2(x1 * GELU(x2))`` with ``x1, x2 = chunk(fc1(x), 2)``.
 
     Works on channels-last tensors. ``fc1`` expands to ``mlp_ratio * dim`` (with bias), ``fc2`` maps
-    half of that back to ``dim`` (no bias).
+    half of that back to ``dim`` (no bias). Without autograd the GELU and the gate run in place in
+    ``fc1``'s output.
     """
 
     def __init__(self, dim: int, mlp_ratio: float = 5.0, drop: float = 0.0) -> None:

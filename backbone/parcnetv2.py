@@ -90,6 +90,8 @@ class ParCNetV2Block(nn.Module):
     """Pre-norm MetaFormer block: ``x = rs1(x) + dp(mixer(norm1(x)))``, ``x = rs2(x) + dp(bgu(norm2(x)))``.
 
     Channels-last in and out. ``res_scale`` (stages 3-4) is a learnable per-channel scale on the shortcut.
+    Without autograd, the sums are written into the ``token_mixer``/``mlp`` outputs (as torchvision's
+    ``ReLU(inplace=True)`` does), so forward hooks on those two see them overwritten; block outputs are not.
     """
 
     def __init__(
