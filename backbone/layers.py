@@ -16,6 +16,7 @@ __all__ = [
     "l2_layer_norm",
     "pointwise_to_channels_first",
     "pointwise_to_channels_last",
+    "weights_key",
 ]
 
 
@@ -26,6 +27,15 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     except RuntimeError:  # e.g. "meta"
         return None
     return torch.get_autocast_dtype(device_type) if enabled else None
+
+
+def weights_key(*weights: torch.Tensor) -> tuple:
+    """Identity of the weights' current values: storage, in-place version, dtype and device of each.
+
+    Inference caches keyed by it are rebuilt after an in-place update (optimizer step,
+    ``load_state_dict``) or a replacement of the parameter.
+    """
+    return tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in weights)
 
 
 def gelu_(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
@@ -166,7 +176,7 @@ class Downsample(nn.Module):
         weight = self.conv.weight
         if torch.is_grad_enabled() and weight.requires_grad:
             return self.conv(x)
-        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+        key = weights_key(weight)
         if self._channels_last_weight is None or self._channels_last_weight[0] != key:
             self._channels_last_weight = (key, weight.detach().contiguous(memory_format=torch.channels_last))
         conv = self.conv

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import autocast_dtype
+from .layers import autocast_dtype, weights_key
 from .oc_cost import PATHS, PassShape, choose_path
 from .oc_fft import fft_conv1d
 from .oc_toeplitz import toeplitz_conv1d
@@ -226,8 +226,7 @@ class OversizedConv2d(nn.Module):
         """
         if self._tracks_grad():
             return self._sized(height, width)
-        weights = (self.conv_h.weight, self.conv_w.weight)
-        key = (height, width, *((w.data_ptr(), w._version, w.dtype, w.device) for w in weights))
+        key = (height, width, weights_key(self.conv_h.weight, self.conv_w.weight))
         if self._resized is None or self._resized[0] != key:
             with torch.no_grad():
                 self._resized = (key, *self._sized(height, width))
