@@ -319,7 +319,6 @@ def test_resized_kernels_cached_only_without_autograd():
     assert live[0].grad_fn is not None  # with autograd: resized afresh, differentiable
 
 
-
 @pytest.mark.parametrize("mode", ["adaptive", "fixed"])
 def test_inference_reuses_toeplitz_matrices_until_weights_change(mode):
     torch.manual_seed(0)
@@ -344,6 +343,7 @@ def test_inference_reuses_toeplitz_matrices_until_weights_change(mode):
     # with autograd the matrices are rebuilt per call and gradients flow as before
     weight_grad = torch.autograd.grad(module(x).sum(), module.conv_h.weight)[0]
     assert weight_grad.abs().sum() > 0
+
 
 def test_l2_layer_norm_branch_free_variant(monkeypatch):
     """The variant used on CUDA, meta tensors and under tracing gives the same values."""
