@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,11 @@ from parcnetv2.backbone.checkpoint import CheckpointError, read_checkpoint, stri
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "WriteError",
     "atomic_write",
     "atomic_save",
+    "remove_stale_temp_files",
+    "peek_checkpoint",
     "capture_rng_state",
     "restore_rng_state",
     "to_plain",
@@ -38,24 +42,53 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+class WriteError(OSError):
+    """Writing a file failed (disk full, no permission, ...); the message names the file."""
+
+
 def atomic_write(path: str | os.PathLike, write: Any, suffix: str = "") -> Path:
     """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it over ``path``.
 
-    Readers see either the old file or the complete new one, never a partial write.
+    Readers see either the old file or the complete new one, never a partial write. On an error the
+    temporary file is removed and :class:`WriteError` names ``path``; a killed process leaves its
+    temporary file (``.NAME.XXXXXXXX.tmp``), which :func:`remove_stale_temp_files` clears.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+        os.close(fd)
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would make results private to the writer
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
-        raise
+        if isinstance(err, WriteError) or not isinstance(err, Exception):  # Ctrl-C stays itself
+            raise
+        failure = WriteError(f"cannot write {path}: {type(err).__name__}: {err}")
+        failure.errno = err.errno if isinstance(err, OSError) else None  # e.g. ENOSPC for a full disk
+        raise failure from err
     return path
+
+
+def remove_stale_temp_files(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
+    """Delete the temporary files that killed :func:`atomic_write` calls for ``folder/NAME`` left behind.
+
+    Only files named exactly as ``atomic_write`` names them for one of ``names`` (``.NAME.`` + the 8
+    random characters of ``tempfile`` + ``.tmp``) are touched. Returns the removed paths.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    patterns = [re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp") for name in names]
+    removed = []
+    for entry in os.scandir(folder):
+        if entry.is_file(follow_symlinks=False) and any(p.fullmatch(entry.name) for p in patterns):
+            os.remove(entry.path)
+            removed.append(Path(entry.path))
+    return sorted(removed)
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -111,6 +144,17 @@ def read_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"{path} is not a training checkpoint of this trainer (no format '{CHECKPOINT_FORMAT}'); "
             "--resume needs a last.pth.tar/best.pth.tar written by parcnetv2.classification.train"
         )
+    return dict(checkpoint)
+
+
+def peek_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A training checkpoint's contents, memory-mapped (cheap to inspect); None when absent or unreadable."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # missing, truncated, not a zip checkpoint, or not weights-only loadable
+        return None
+    if not isinstance(checkpoint, Mapping) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        return None
     return dict(checkpoint)
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from timm.utils import ParseKwargs
 
+from parcnetv2.cli import add_debug_argument
+
 from .synthetic import DEFAULT_DIR, SyntheticSpec
 
 __all__ = [
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", help="training checkpoint (last.pth.tar) to continue from")
     g.add_argument("--log-interval", type=int, help="steps between progress lines")
     g.add_argument("--no-export", action="store_true", help="skip the final weights-only export")
+    add_debug_argument(p)
     return p
 
 

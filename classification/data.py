@@ -1,7 +1,9 @@
 """ImageFolder data (``train/<class>/*``, ``val/<class>/*``), checked loudly, and timm loaders for it.
 
 A missing or empty split, a class folder without images, images outside class folders, a val split whose
-classes differ from train's, and an unreadable image (named by path) are errors, never silent skips.
+classes differ from train's, an empty (0-byte) or non-image file under an image name (found by the scan,
+from each file's first bytes) and an image that fails to decode (named by path, when it is loaded) are
+errors, never silent skips.
 Samplers shard by rank without overlap and are seeded per epoch, so runs and resumed runs repeat.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,12 +66,48 @@ def _is_image(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in get_img_extensions(as_set=True)
 
 
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def _not_an_image(path: str) -> str | None:
+    """Why ``path`` is no image (``'empty (0 bytes)'``, ``'not an image ...'``), or None.
+
+    Reads the first bytes only: JPEG, PNG, GIF, BMP, TIFF and WebP signatures pass at once; anything else
+    must be identified by Pillow (header only, no decoding).
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as err:
+        return f"unreadable ({err.strerror or err})"
+    if not head:
+        return "empty (0 bytes)"
+    if head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return None
+    try:
+        with Image.open(path):
+            return None
+    except Exception:
+        return f"not an image (starts with {head[:8]!r})"
+
+
+def _check_image_files(folder: Path, paths: Sequence[str]) -> None:
+    """Raise ``DataError`` naming the empty or non-image files among ``paths``."""
+    with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 4)) as pool:
+        reasons = list(pool.map(_not_an_image, paths, chunksize=256))
+    bad = [f"{path} is {why}" for path, why in zip(paths, reasons, strict=True) if why]
+    if bad:
+        more = f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise DataError(f"{len(bad)} file(s) in {folder} are no readable images: {'; '.join(bad[:5])}{more}")
+
+
 def scan_split(root: str | os.PathLike, split: str) -> FolderSplit:
     """Check ``root/split`` holds one folder per class, each with images directly inside it.
 
     Raises:
         DataError: the split folder is missing, has no class folders, has images outside class folders,
-            a class folder holds no images, or a class folder has sub-folders with images.
+            a class folder holds no images, a class folder has sub-folders with images, or a file with
+            an image name is empty or no image.
     """
     folder = Path(root) / split
     if not folder.is_dir():
@@ -85,10 +124,12 @@ def scan_split(root: str | os.PathLike, split: str) -> FolderSplit:
     classes = sorted((e.name for e in entries if e.is_dir(follow_symlinks=True)), key=natural_key)
     if not classes:
         raise DataError(f"{folder} has no class folders (ImageFolder layout: {split}/<class>/<image>)")
-    counts, empty, nested = [], [], []
+    counts, empty, nested, images = [], [], [], []
     for name in classes:
         inner = list(os.scandir(folder / name))
-        n = sum(1 for e in inner if e.is_file() and _is_image(e.name))
+        found = [e.path for e in inner if e.is_file() and _is_image(e.name)]
+        images += found
+        n = len(found)
         counts.append(n)
         if n == 0:
             empty.append(name)
@@ -100,6 +141,7 @@ def scan_split(root: str | os.PathLike, split: str) -> FolderSplit:
         raise DataError(
             f"class folders in {folder} must hold images directly, not sub-folders: {nested[:10]}"
         )
+    _check_image_files(folder, images)
     return FolderSplit(folder, tuple(classes), tuple(counts))
 
 

@@ -14,6 +14,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from parcnetv2.cli import add_debug_argument, run_cli
+
 from .checkpointing import export_weights
 
 __all__ = ["main"]
@@ -30,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         "--ema", action="store_true", help="export the EMA weights (the checkpoint must have them)"
     )
     p.add_argument("--no-head", action="store_true", help="leave out the classifier (backbone only)")
+    add_debug_argument(p)
     args = p.parse_args(argv)
     out = export_weights(args.checkpoint, args.output, use_ema=args.ema, drop_head=args.no_head)
     what = f"{'EMA' if args.ema else 'model'} weights{', no head' if args.no_head else ''}"
@@ -38,4 +41,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="parcnetv2.classification.export")

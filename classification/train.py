@@ -5,9 +5,16 @@
         --drop-path 0.2 --head-dropout 0.0
 
 Defaults are the published recipe; without DATA_PATH the built-in synthetic set is generated (once)
-and smaller defaults are used (printed at start). Each epoch writes ``last.pth.tar`` (and ``best.pth.tar``)
-atomically, ``metrics.json``/``metrics.csv`` and ``curves.png`` to the run folder; at the end the best
-weights are exported alone as ``best_weights.safetensors``.
+and smaller defaults are used (printed at start). Each epoch writes, atomically and in this order,
+``last.pth.tar``, ``best.pth.tar`` (a copy of it when the epoch is the best so far), then
+``metrics.json``/``metrics.csv`` (which record the best epoch) and ``curves.png``; at the end the best
+weights are exported alone as ``best_weights.safetensors``, from the recorded best epoch.
+
+After a kill or a write error nothing is lost: ``--resume`` checks that ``best.pth.tar`` is this run's
+checkpoint of the epoch recorded as best and restores it when it is not (an interrupted copy is redone
+from ``last.pth.tar``; into a new ``--output`` the best is carried over from the resumed run's folder;
+when it is gone for good, a warning says so and it is rebuilt from the resumed epoch). Temporary files of
+interrupted writes are removed at the next start.
 """
 
 from __future__ import annotations
@@ -31,13 +38,17 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, NativeScaler, random_seed
 from torch.nn.parallel import DistributedDataParallel
 
+from parcnetv2.cli import run_cli
+
 from .checkpointing import (
     CHECKPOINT_FORMAT,
     atomic_save,
     atomic_write,
     capture_rng_state,
     export_weights,
+    peek_checkpoint,
     read_training_checkpoint,
+    remove_stale_temp_files,
     restore_rng_state,
     to_plain,
 )
@@ -60,6 +71,16 @@ from .synthetic import SyntheticSpec, ensure_synthetic_dataset
 __all__ = ["main", "run"]
 
 _SCHEDULE_ARGS = ("sched", "epochs", "lr", "min_lr", "warmup_lr", "warmup_epochs", "cooldown_epochs")
+RUN_FILES = (
+    "last.pth.tar",
+    "best.pth.tar",
+    "metrics.json",
+    "metrics.csv",
+    "curves.png",
+    "best_weights.safetensors",
+    "best_weights.safetensors.json",
+)
+"""What a run writes into its folder (atomically; their temporary files are cleared at start)."""
 
 
 def _resolve_data(args: argparse.Namespace, dist_info: DistInfo, log: Any) -> Path:
@@ -119,6 +140,83 @@ def _schedule_changed(ckpt: dict, args: argparse.Namespace, updates_per_epoch: i
     return changed
 
 
+def _holds_epoch(path: Path, epoch: int, history: Sequence[dict[str, Any]]) -> bool:
+    """Whether ``path`` is this run's checkpoint of ``epoch`` (that epoch, the same history up to it)."""
+    peek = peek_checkpoint(path)
+    return (
+        peek is not None
+        and peek.get("epoch") == epoch
+        and to_plain(peek.get("history", [])) == to_plain(list(history[:epoch]))
+    )
+
+
+def _describe_file(path: Path) -> str:
+    peek = peek_checkpoint(path)
+    if peek is not None:
+        return f"{path} holds epoch {peek.get('epoch')}"
+    return f"{path} is {'unreadable' if path.exists() else 'missing'}"
+
+
+def _restore_best(
+    ckpt: dict[str, Any], resume_path: Path, best_path: Path, best_key: str, logger: Any
+) -> dict[str, Any]:
+    """Make ``best_path`` this run's checkpoint of the best epoch the resumed checkpoint records.
+
+    Kept when it already is; otherwise copied from the resumed checkpoint (when the best epoch is the
+    resumed one: an interrupted copy) or from ``best.pth.tar`` next to it (resuming into a new folder);
+    when neither holds it, a warning says so and it is rebuilt from the resumed epoch. Returns the best
+    record to continue with.
+    """
+    best = dict(ckpt.get("best") or {})
+    epoch, done, history = best.get("epoch"), int(ckpt["epoch"]), list(ckpt.get("history", []))
+    if epoch is None:
+        return {"epoch": None, "top1": -math.inf}
+    if _holds_epoch(best_path, epoch, history):
+        return best
+    what = f"best.pth.tar of epoch {epoch} (top-1 {best['top1']:.2f})"
+    sources = [resume_path] if epoch == done else []
+    sources.append(resume_path.parent / "best.pth.tar")
+    for source in sources:
+        if source.resolve() == best_path.resolve() or not _holds_epoch(source, epoch, history):
+            continue
+        found = _describe_file(best_path)
+        atomic_write(best_path, lambda tmp, source=source: shutil.copyfile(source, tmp))
+        if source.parent.resolve() != best_path.parent.resolve():
+            logger.info(f"carried the {what} over from {source}")
+        else:
+            logger.warning(f"{found}, not the {what} the checkpoint records: restored it from {source}")
+        return best
+    found = "; ".join(
+        _describe_file(path) for path in dict.fromkeys(p.resolve() for p in [best_path, *sources])
+    )
+    row = history[done - 1] if len(history) >= done else {}
+    top1 = row.get(best_key, row.get("eval_top1", -math.inf))
+    top5 = row.get(best_key.replace("top1", "top5"), row.get("eval_top5"))
+    rebuilt = {"epoch": done, "top1": top1, "top5": top5}
+    atomic_save({**ckpt, "best": rebuilt}, best_path)
+    logger.warning(
+        f"the {what} is lost ({found}): rebuilding best.pth.tar from the resumed epoch {done} "
+        f"(top-1 {top1:.2f}); later epochs replace it when better"
+    )
+    return rebuilt
+
+
+def _restore_last(
+    ckpt: dict[str, Any], resume_path: Path, last_path: Path, best: dict[str, Any], logger: Any
+) -> None:
+    """Make ``last_path`` the resumed checkpoint (with the best record the run continues with), unless it
+    already is: resuming into a new folder carries it over, a rebuilt best record is written into it."""
+    done, history = int(ckpt["epoch"]), list(ckpt.get("history", []))
+    unchanged = best == dict(ckpt.get("best") or {})
+    if unchanged and _holds_epoch(last_path, done, history):
+        return
+    if unchanged:
+        atomic_write(last_path, lambda tmp: shutil.copyfile(resume_path, tmp))
+    else:
+        atomic_save({**ckpt, "best": best}, last_path)
+    logger.info(f"{last_path} is the resumed checkpoint (epoch {done}, best epoch {best.get('epoch')})")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train as ``args`` (from ``config.parse_args``) say; returns final metrics and file paths."""
     timer = Timer()
@@ -131,9 +229,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _train(args: argparse.Namespace, dist_info: DistInfo, timer: Timer) -> dict[str, Any]:
     device = dist_info.device
+    # a missing or foreign --resume fails before any folder or log file is made
+    ckpt = read_training_checkpoint(args.resume) if args.resume else None
     output_dir = _output_dir(args, dist_info)
+    stale = remove_stale_temp_files(output_dir, RUN_FILES) if dist_info.primary else []
     logger = setup_logging(output_dir, dist_info.primary)
     log = logger.info
+    if stale:
+        logger.warning(
+            f"removed {len(stale)} temporary file(s) left by interrupted writes: "
+            + ", ".join(p.name for p in stale)
+        )
+    if ckpt is None and dist_info.primary:
+        previous = peek_checkpoint(output_dir / "last.pth.tar")
+        if previous is not None:
+            logger.warning(
+                f"{output_dir} holds a run (last.pth.tar of epoch {previous.get('epoch')}); without --resume "
+                "this run starts from scratch and replaces its checkpoints"
+            )
     random_seed(args.seed, dist_info.rank)
 
     data_root = _resolve_data(args, dist_info, log)
@@ -175,10 +288,8 @@ def _train(args: argparse.Namespace, dist_info: DistInfo, timer: Timer) -> dict[
         else None
     )
 
-    ckpt: dict[str, Any] | None = None
     start_epoch, num_updates, history, best = 0, 0, [], {"epoch": None, "top1": -math.inf}
-    if args.resume:
-        ckpt = read_training_checkpoint(args.resume)
+    if ckpt is not None:
         _check_resume(ckpt, args, train_split.class_to_idx)
         load_checkpoint_into(model, ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -301,6 +412,15 @@ def _train(args: argparse.Namespace, dist_info: DistInfo, timer: Timer) -> dict[
         best_metric=best_key,
         args=to_plain(vars(args)),
     )
+    title = f"{args.model} on {data_root.name}"
+    if ckpt is not None:
+        if dist_info.primary:
+            best = _restore_best(ckpt, Path(args.resume), best_path, best_key, logger)
+            _restore_last(ckpt, Path(args.resume), last_path, best, logger)
+            write_history(history, output_dir, {**run_info, "best": best})
+            plot_history(history, output_dir / "curves.png", title=title)
+        best = all_gather_objects(best, dist_info)[0]
+        ckpt = None  # its tensors are loaded; free them
     for epoch in range(start_epoch, args.epochs):
         if mixup_fn is not None and args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
             mixup_fn.mixup_enabled = False
@@ -334,13 +454,6 @@ def _train(args: argparse.Namespace, dist_info: DistInfo, timer: Timer) -> dict[
         is_best = row[best_key] > best["top1"]
         if is_best:
             best = {"epoch": epoch + 1, "top1": row[best_key], "top5": row[best_key.replace("top1", "top5")]}
-        log(
-            f"[epoch {epoch + 1}/{args.epochs}] train loss {row['train_loss']:.4f} | "
-            f"val loss {row['eval_loss']:.4f} top-1 {row['eval_top1']:.2f} top-5 {row['eval_top5']:.2f}"
-            + (f" | EMA top-1 {row['ema_eval_top1']:.2f}" if model_ema is not None else "")
-            + f" | best top-1 {best['top1']:.2f} (epoch {best['epoch']})"
-            + f" | {format_duration(timer.elapsed())} elapsed"
-        )
 
         rng_states = all_gather_objects(capture_rng_state(), dist_info)
         if dist_info.primary:
@@ -364,15 +477,29 @@ def _train(args: argparse.Namespace, dist_info: DistInfo, timer: Timer) -> dict[
                 state["state_dict_ema"] = model_ema.module.state_dict()
             if loss_scaler is not None:
                 state["amp_scaler"] = loss_scaler.state_dict()
+            # last, then best, then the records: a kill in between leaves a last.pth.tar whose best
+            # record --resume can restore (the copy is redone), and records that never claim more
             atomic_save(state, last_path)
             if is_best:
                 atomic_write(best_path, lambda tmp: shutil.copyfile(last_path, tmp))
-            write_history(history, output_dir, run_info)
-            plot_history(history, output_dir / "curves.png", title=f"{args.model} on {data_root.name}")
+            write_history(history, output_dir, {**run_info, "best": best})
+            plot_history(history, output_dir / "curves.png", title=title)
+        log(
+            f"[epoch {epoch + 1}/{args.epochs}] train loss {row['train_loss']:.4f} | "
+            f"val loss {row['eval_loss']:.4f} top-1 {row['eval_top1']:.2f} top-5 {row['eval_top5']:.2f}"
+            + (f" | EMA top-1 {row['ema_eval_top1']:.2f}" if model_ema is not None else "")
+            + f" | best top-1 {best['top1']:.2f} (epoch {best['epoch']})"
+            + f" | {format_duration(timer.elapsed())} elapsed"
+        )
         barrier(dist_info)
 
     weights_path = None
-    if dist_info.primary and best_path.exists() and not args.no_export:
+    if dist_info.primary and not args.no_export and best["epoch"] is not None:
+        if not _holds_epoch(best_path, best["epoch"], history):
+            raise CheckpointError(
+                f"{_describe_file(best_path)}, not the best epoch {best['epoch']} this run records: "
+                f"best_weights.safetensors not exported (--resume {last_path} restores or rebuilds it)"
+            )
         weights_path = export_weights(
             best_path, output_dir / "best_weights.safetensors", use_ema=model_ema is not None
         )
@@ -405,4 +532,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="parcnetv2.classification.train")

@@ -24,6 +24,8 @@ import torch
 from parcnetv2.backbone.checkpoint import CheckpointError, load_checkpoint_into, read_checkpoint
 from timm.utils import ParseKwargs
 
+from parcnetv2.cli import add_debug_argument, run_cli
+
 from .checkpointing import atomic_write, to_plain
 from .data import CheckedImageDataset, DataError, build_eval_loader, scan_split
 from .distributed import DistInfo, barrier, init_distributed, shutdown
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     p.add_argument("--log-interval", type=int, default=0, help="steps between progress lines (0: none)")
     p.add_argument("--results-file", help="write the results as JSON here")
+    add_debug_argument(p)
     return p
 
 
@@ -223,4 +226,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="parcnetv2.classification.validate")

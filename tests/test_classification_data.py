@@ -96,6 +96,30 @@ def test_class_lists_must_match(tiny_copy: Path) -> None:
         data.check_same_classes(train, val)
 
 
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"", r"empty \(0 bytes\)"), (b"<html>not found</html>", r"not an image \(starts with b'<html>no'\)")],
+)
+def test_scan_finds_empty_and_non_image_files(tiny_copy: Path, content: bytes, reason: str) -> None:
+    bad = tiny_copy / "train" / "star" / "star_00002.jpg"
+    bad.write_bytes(content)
+    with pytest.raises(
+        data.DataError, match=rf"1 file\(s\) in .*train are no readable images: .*star_00002\.jpg is {reason}"
+    ):
+        data.scan_split(tiny_copy, "train")
+    data.scan_split(tiny_copy, "val")  # the other split is fine
+
+
+def test_scan_accepts_other_formats_under_image_names(tiny_copy: Path) -> None:
+    png = tiny_copy / "train" / "star" / "star_00002.jpg"
+    Image.open(png).save(png.with_suffix(".png"))
+    png.unlink()
+    Image.new("RGB", (32, 32)).save(
+        tiny_copy / "train" / "star" / "odd.jpg", format="PPM"
+    )  # Pillow-identified
+    assert data.scan_split(tiny_copy, "train").counts == (4, 5, 4)
+
+
 def test_unreadable_image_names_its_path(tiny_copy: Path) -> None:
     bad = tiny_copy / "train" / "circle" / "circle_00001.jpg"
     bad.write_bytes(bad.read_bytes()[:200])  # truncated
@@ -238,9 +262,12 @@ def test_atomic_save_leaves_no_partial_file(tmp_path: Path) -> None:
         Path(tmp).write_bytes(b"partial")
         raise RuntimeError("disk full")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(checkpointing.WriteError, match=r"cannot write .*ck\.pth: RuntimeError: disk full"):
         checkpointing.atomic_write(target, explode)
     assert torch.load(target, weights_only=True)["a"].tolist() == [1.0, 1.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pth"]
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C stays itself, and cleans up too
+        checkpointing.atomic_write(target, lambda tmp: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pth"]
 
 

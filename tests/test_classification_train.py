@@ -300,9 +300,13 @@ def test_bad_data_gives_clear_errors(root: Path, tmp_path: Path) -> None:
         train.main(_argv(no_val, tmp_path / "o2"))
     broken = Path(shutil.copytree(root, tmp_path / "broken"))
     bad = broken / "train" / "square" / "square_00003.jpg"
-    bad.write_bytes(b"not a jpeg")
+    bad.write_bytes(bad.read_bytes()[:300])  # a JPEG header, truncated: only decoding finds it
     with pytest.raises(UnreadableImageError, match="square_00003.jpg"):
         train.main(_argv(broken, tmp_path / "o3"))
+    bad.write_bytes(b"not a jpeg")  # the scan finds this one before any training
+    with pytest.raises(DataError, match=r"square_00003\.jpg is not an image"):
+        train.main(_argv(broken, tmp_path / "o3b"))
+    assert not (tmp_path / "o3b" / "last.pth.tar").exists()
     with pytest.raises(DataError, match="--num-classes 5"):
         train.main(_argv(root, tmp_path / "o4", "--num-classes", "5"))
 

@@ -2,5 +2,7 @@
 
 from parcnetv2.classification.train import main
 
+from parcnetv2.cli import run_cli
+
 if __name__ == "__main__":
-    main()
+    run_cli(main)
