@@ -1,33 +1,29 @@
-"""The built-in data set as an mmseg dataset (ADE20K layout and label convention)."""
+"""The built-in segmentation set as an mmseg dataset (ADE20K layout and label convention)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .synthetic import CLASSES, PALETTE, SyntheticSegSpec, generate_dataset
+from parcnetv2.builtin_data import require
+
+from .synthetic import CLASSES, PALETTE
 
 __all__ = ["SyntheticADEDataset"]
 
 
 @DATASETS.register_module()
 class SyntheticADEDataset(BaseSegDataset):
-    """The rendered outdoor scenes of :mod:`parcnetv2.segmentation.synthetic`, read like ADE20K.
+    """The scenes of :mod:`parcnetv2.segmentation.synthetic`, read like ADE20K.
 
-    ``images/<split>/*.jpg`` with ``annotations/<split>/*.png``; label 0 is unlabeled and, as for
-    ADE20K, ``reduce_zero_label=True`` turns it into the ignore index (255) and labels 1..8 into
-    classes 0..7 (``CLASSES``).
+    ``images/<split>/*.jpg`` with ``annotations/<split>/*.png``; label 0 is unlabelled and, as for
+    ADE20K, ``reduce_zero_label=True`` turns it into the ignore index (255) and labels 1..6 into classes
+    0..5 (``CLASSES``). The data root must exist and hold the split's images: a missing or empty one is
+    a ``FileNotFoundError`` naming it and the command that generates the set (nothing is generated here).
 
     Args:
-        auto_generate: when ``data_root`` does not exist, write the set there first (``True``: the
-            default :class:`SyntheticSegSpec`; a dict: its arguments, e.g. ``dict(num_train=8)``;
-            ``False``: never). An existing folder is used as it is. Concurrent writers (distributed
-            ranks) are safe: the set is written to a temporary folder and renamed into place.
         **kwargs: :class:`mmseg.datasets.BaseSegDataset` arguments.
     """
 
@@ -38,21 +34,10 @@ class SyntheticADEDataset(BaseSegDataset):
         img_suffix: str = ".jpg",
         seg_map_suffix: str = ".png",
         reduce_zero_label: bool = True,
-        auto_generate: bool | Mapping[str, Any] = True,
         **kwargs: Any,
     ) -> None:
-        data_root = kwargs.get("data_root")
-        if auto_generate and data_root and not Path(data_root).exists():
-            spec = (
-                SyntheticSegSpec(**dict(auto_generate))
-                if isinstance(auto_generate, Mapping)
-                else SyntheticSegSpec()
-            )
-            print_log(
-                f"SyntheticADEDataset: {data_root} is missing; generating the built-in set ({spec})",
-                "current",
-            )
-            generate_dataset(data_root, spec)
+        if kwargs.get("data_root") and not kwargs.get("lazy_init"):
+            require(kwargs["data_root"], "ade", dict(kwargs.get("data_prefix") or {}).get("img_path", ""))
         super().__init__(
             img_suffix=img_suffix,
             seg_map_suffix=seg_map_suffix,

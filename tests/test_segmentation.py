@@ -233,7 +233,7 @@ def test_synthetic_set_is_deterministic_and_ade_like(tmp_path: Path):
     for img, lab in zip(images, labels, strict=True):
         label = np.asarray(Image.open(lab))
         assert Image.open(img).size == Image.open(lab).size and label.dtype == np.uint8
-        assert label.max() <= len(CLASSES) and len(np.unique(label)) >= 3
+        assert label.max() <= len(CLASSES) and 1 in label and label.max() >= 2  # background + objects
     assert ensure_synthetic_dataset(a, spec, log=lambda _: None) == a  # present: kept
     with pytest.raises(FileExistsError):
         ensure_synthetic_dataset(a, SyntheticSegSpec(seed=4, num_train=2, num_val=1), log=lambda _: None)
@@ -256,18 +256,30 @@ def test_dataset_reduces_zero_label(tiny_data: Path):
     assert np.array_equal(item["gt_seg_map"][raw > 0], raw[raw > 0] - 1)
 
 
-def test_dataset_generates_missing_root(tmp_path: Path):
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_dataset_refuses_a_missing_root_and_generates_nothing(tmp_path: Path, state: str):
     init_default_scope("mmseg")
-    root = tmp_path / "fresh"
-    ds = DATASETS.build(
-        dict(
-            type="SyntheticADEDataset",
-            data_root=str(root),
-            auto_generate=dict(num_train=1, num_val=1, min_size=(64, 64), max_size=(64, 64)),
-            data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
+    root = tmp_path / "typo"
+    if state == "empty":
+        root.mkdir()
+    with pytest.raises(FileNotFoundError, match=r"typo .*python -m parcnetv2.builtin_data ade --out"):
+        DATASETS.build(
+            dict(
+                type="SyntheticADEDataset",
+                data_root=str(root),
+                data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
+            )
         )
-    )
-    assert len(ds) == 1 and (root / "manifest.json").is_file()
+    assert not root.exists() or not any(root.iterdir()), "nothing was generated"
+
+
+def test_builtin_config_takes_its_root_from_the_environment(tiny_data: Path, monkeypatch):
+    monkeypatch.setenv("SYNTHETIC_ADE_ROOT", str(tiny_data) + "/")
+    cfg = Config.fromfile(str(quickstart.BUILTIN_CONFIG))
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        assert cfg[loader].dataset.data_root == str(tiny_data) + "/"
+    init_default_scope("mmseg")
+    assert len(DATASETS.build(cfg.val_dataloader.dataset)) == TINY_SPEC.num_val
 
 
 # ------------------------------------------------------------------------------------------ model
