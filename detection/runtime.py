@@ -6,6 +6,8 @@ tools serve detection and segmentation configs.
 
 from __future__ import annotations
 
+import copy
+import importlib
 import os
 import os.path as osp
 from collections.abc import Mapping
@@ -20,10 +22,13 @@ __all__ = [
     "config_scope",
     "set_data_root",
     "merge_cfg_options",
+    "follow_training_length",
     "default_work_dir",
     "enable_amp",
     "enable_auto_scale_lr",
     "set_resume",
+    "resume_from_scratch_warning",
+    "build_model",
     "setup_cpu_distributed",
 ]
 
@@ -71,7 +76,12 @@ def set_data_root(cfg: Config, data_root: str | os.PathLike) -> Config:
 
 
 def merge_cfg_options(cfg: Config, options: Mapping[str, Any] | None) -> Config:
-    """``--cfg-options``; a top-level ``data_root=PATH`` is applied to the datasets and evaluators too."""
+    """``--cfg-options``; a top-level ``data_root=PATH`` is applied to the datasets and evaluators too.
+
+    A new ``train_cfg.max_epochs``/``max_iters`` also moves the ends of the ``param_scheduler`` entries
+    that ended at the old length (:func:`follow_training_length`), unless the options set
+    ``param_scheduler`` themselves.
+    """
     if not options:
         return cfg
     options = dict(options)
@@ -79,8 +89,47 @@ def merge_cfg_options(cfg: Config, options: Mapping[str, Any] | None) -> Config:
     if data_root is not None:
         set_data_root(cfg, data_root)
     if options:
+        before = _training_length(cfg)
         cfg.merge_from_dict(options)
+        after = _training_length(cfg)
+        own_schedule = any(k.split(".", 1)[0] == "param_scheduler" for k in options)
+        if before and after and before[0] == after[0] and before[1] != after[1] and not own_schedule:
+            from mmengine.logging import print_log
+
+            for change in follow_training_length(cfg, after[0], before[1], after[1]):
+                print_log(f"train_cfg.{after[0]}={after[1]}: param_scheduler {change}", logger="current")
     return cfg
+
+
+def _training_length(cfg: Config) -> tuple[str, int] | None:
+    train_cfg = cfg.get("train_cfg") or {}
+    for key in ("max_epochs", "max_iters"):
+        if train_cfg.get(key) is not None:
+            return key, int(train_cfg[key])
+    return None
+
+
+def follow_training_length(cfg: Config, key: str, old: int, new: int) -> list[str]:
+    """Move ``param_scheduler`` ends (and ``T_max``) at the old training length ``old`` to ``new``.
+
+    Only schedulers counted in the loop's unit change (``by_epoch`` for ``max_epochs``, ``by_epoch=False``
+    for ``max_iters``), so a cosine schedule still ends with training; warmups and milestones stay.
+    Returns a description of each change.
+    """
+    schedulers = cfg.get("param_scheduler")
+    if not schedulers:
+        return []
+    by_epoch = key == "max_epochs"
+    changes = []
+    for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
+        if bool(sched.get("by_epoch", True)) != by_epoch or sched.get("end") != old:
+            continue
+        begin = sched.get("begin", 0)
+        sched["end"] = new
+        if sched.get("T_max") == old - begin:
+            sched["T_max"] = new - begin
+        changes.append(f"{sched.get('type')} end {old} -> {new}")
+    return changes
 
 
 def default_work_dir(config_path: str) -> str:
@@ -110,13 +159,46 @@ def enable_auto_scale_lr(cfg: Config) -> None:
 
 
 def set_resume(cfg: Config, resume: str | None) -> None:
-    """``--resume``: ``'auto'`` resumes from the work dir's last checkpoint, a path from that file."""
+    """``--resume``: ``'auto'`` resumes from the work dir's last checkpoint, a path from that file.
+
+    Raises:
+        FileNotFoundError: ``resume`` is a local path that does not exist.
+    """
     if resume == "auto":
         cfg.resume = True
         cfg.load_from = None
     elif resume is not None:
+        if "://" not in resume and not osp.isfile(resume):
+            raise FileNotFoundError(f"--resume: checkpoint not found: {resume}")
         cfg.resume = True
         cfg.load_from = resume
+
+
+def resume_from_scratch_warning(cfg: Config) -> str | None:
+    """The warning for ``--resume`` without a path in a work dir that holds no checkpoint, else None.
+
+    mmengine then trains from scratch after "Auto resumed from the latest checkpoint None."
+    """
+    if not cfg.get("resume") or cfg.get("load_from"):
+        return None
+    from mmengine.runner import find_latest_checkpoint
+
+    if find_latest_checkpoint(cfg.work_dir) is not None:
+        return None
+    return (
+        f"--resume: no checkpoint to resume from in {cfg.work_dir} (no last_checkpoint): "
+        "training starts from scratch"
+    )
+
+
+def build_model(cfg: Config, model_cfg: Mapping[str, Any] | None = None) -> torch.nn.Module:
+    """Build the config's model (or ``model_cfg``) in its scope's registry, without initialising weights."""
+    scope = config_scope(cfg)
+    from mmengine.registry import DefaultScope
+
+    registry = importlib.import_module(f"{scope}.registry").MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(copy.deepcopy(model_cfg if model_cfg is not None else cfg.model))
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:

@@ -26,6 +26,8 @@ from parcnetv2.backbone.checkpoint import CheckpointError, read_checkpoint, stri
 from parcnetv2.detection.backbone import CLASSIFIER_PREFIXES, ParCNetV2Backbone, load_pretrained_backbone
 from parcnetv2.detection.compat import allow_mmengine_checkpoints
 
+from parcnetv2.cli import add_debug_argument, run_cli
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Convert ParCNetV2 checkpoints")
@@ -36,6 +38,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--use-ema", action="store_true", help="take the EMA weights of a classification checkpoint"
     )
     parser.add_argument("--arch", help="check the backbone file by loading it into this ParCNetV2 arch")
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -83,4 +86,4 @@ def main(argv: Sequence[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_cli(main, sys.argv[1:], prog="tools/convert_checkpoint.py")

@@ -6,6 +6,11 @@
 Same command line as mmdet's/mmseg's ``tools/test.py``. ``--out``: detection -> a pickle of the
 predictions (``DumpDetResults``); segmentation -> a folder of predicted masks. Checkpoints written by
 mmengine load on torch >= 2.6 (allow-listed, ``weights_only`` stays on). Multi-GPU: ``tools/dist_test.sh``.
+
+Unlike mmengine's non-strict load, a checkpoint that does not hold every weight of the model (e.g. a
+segmentation or classification checkpoint for a detector) is refused with one line naming the missing
+groups (backbone / neck / heads); ``--allow-partial`` evaluates it anyway, with a warning. Errors are one
+line on stderr with exit status 1 (``--debug`` or ``PARCNETV2_DEBUG=1``: the traceback).
 """
 
 from __future__ import annotations
@@ -19,13 +24,17 @@ from collections.abc import Sequence
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+from parcnetv2.detection.checkpoint_coverage import check_checkpoint_covers
 from parcnetv2.detection.compat import allow_mmengine_checkpoints
 from parcnetv2.detection.runtime import (
+    build_model,
     config_scope,
     default_work_dir,
     merge_cfg_options,
     setup_cpu_distributed,
 )
+
+from parcnetv2.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -47,8 +56,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cfg-options", nargs="+", action=DictAction, help="override config settings, key=value"
     )
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="evaluate a checkpoint that leaves part of the model (backbone/neck/heads) untrained",
+    )
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if "LOCAL_RANK" not in os.environ:
         os.environ["LOCAL_RANK"] = str(args.local_rank)
@@ -96,14 +111,29 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def check_checkpoint(cfg: Config, checkpoint: str, allow_partial: bool = False) -> dict[str, list[str]]:
+    """Refuse (or with ``allow_partial`` warn about) a checkpoint that does not cover the config's model."""
+    model_cfg = cfg.model.module if cfg.model.get("type", "").endswith("TTAModel") else cfg.model
+    source = checkpoint
+    if "://" in checkpoint:  # a URL: read it as mmengine will
+        from mmengine.runner.checkpoint import CheckpointLoader
+
+        source = CheckpointLoader.load_checkpoint(checkpoint, map_location="cpu")
+    return check_checkpoint_covers(
+        build_model(cfg, model_cfg), source, allow_partial=allow_partial, name=checkpoint
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     allow_mmengine_checkpoints()
     cfg = build_config(args)
+    detection = config_scope(cfg) == "mmdet"
+    if args.out and detection and not args.out.endswith((".pkl", ".pickle")):
+        raise ValueError("--out must be a .pkl file for detection configs")
+    check_checkpoint(cfg, args.checkpoint, args.allow_partial)
     runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
-    if args.out and config_scope(cfg) == "mmdet":
-        if not args.out.endswith((".pkl", ".pickle")):
-            raise ValueError("--out must be a .pkl file for detection configs")
+    if args.out and detection:
         from mmdet.evaluation import DumpDetResults
 
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=osp.abspath(args.out)))
@@ -111,4 +141,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_cli(main, sys.argv[1:], prog="tools/test.py")

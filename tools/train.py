@@ -8,16 +8,22 @@ torch >= 2.6 (mmengine's checkpoint contents are allow-listed for ``weights_only
 ``--cfg-options data_root=PATH`` moves every dataset/evaluator path, and ``--launcher pytorch`` also runs
 on machines without a GPU (gloo). Multi-GPU / multi-node: ``tools/dist_train.sh``; Slurm:
 ``tools/slurm_train.sh``.
+
+``--cfg-options train_cfg.max_epochs=N`` (or ``max_iters``) also ends the schedulers that ended with
+training at N. ``--resume`` into a work dir without checkpoints warns that training starts from scratch.
+Errors are one line on stderr with exit status 1 (``--debug`` or ``PARCNETV2_DEBUG=1``: the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from parcnetv2.detection.compat import allow_mmengine_checkpoints
@@ -27,9 +33,12 @@ from parcnetv2.detection.runtime import (
     enable_amp,
     enable_auto_scale_lr,
     merge_cfg_options,
+    resume_from_scratch_warning,
     set_resume,
     setup_cpu_distributed,
 )
+
+from parcnetv2.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,6 +66,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if "LOCAL_RANK" not in os.environ:
         os.environ["LOCAL_RANK"] = str(args.local_rank)
@@ -85,10 +95,13 @@ def main(argv: Sequence[str] | None = None) -> Runner:
     args = parse_args(argv)
     allow_mmengine_checkpoints()
     cfg = build_config(args)
+    warning = resume_from_scratch_warning(cfg)
+    if warning:
+        print_log(warning, logger="current", level=logging.WARNING)
     runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
     runner.train()
     return runner
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_cli(main, sys.argv[1:], prog="tools/train.py")
