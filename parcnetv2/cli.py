@@ -4,6 +4,10 @@ Every CLI's ``if __name__ == "__main__":`` runs its ``main`` through :func:`run_
 the process with one line on stderr (``PROG: error: MESSAGE``) and exit status 1 (130 on Ctrl-C);
 ``--debug`` on the command line or ``PARCNETV2_DEBUG=1`` in the environment shows the full traceback
 instead. ``main`` itself still raises, so Python callers and tests see the real exception.
+
+Importing this module also hides setuptools' "pkg_resources is deprecated" warning, which mmengine 0.10.7
+triggers on import (setuptools < 81 is pinned for it; nothing a user can act on), so the tools' stderr
+holds what matters.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,8 @@ __all__ = ["DEBUG_ENV", "add_debug_argument", "debug_requested", "one_line", "ru
 
 DEBUG_ENV = "PARCNETV2_DEBUG"
 _MAX_CHARS = 2000
+
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning)
 
 
 def add_debug_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -21,12 +21,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+from parcnetv2.cli import add_debug_argument, run_cli  # first: it quiets mmengine's import-time warning
+
+# isort: split
 import torch
 from parcnetv2.backbone.checkpoint import CheckpointError, read_checkpoint, strip_prefixes, unwrap_state_dict
 from parcnetv2.detection.backbone import CLASSIFIER_PREFIXES, ParCNetV2Backbone, load_pretrained_backbone
 from parcnetv2.detection.compat import allow_mmengine_checkpoints
-
-from parcnetv2.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -21,6 +21,9 @@ import os.path as osp
 import sys
 from collections.abc import Sequence
 
+from parcnetv2.cli import add_debug_argument, run_cli  # first: it quiets mmengine's import-time warning
+
+# isort: split
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -33,8 +36,6 @@ from parcnetv2.detection.runtime import (
     merge_cfg_options,
     setup_cpu_distributed,
 )
-
-from parcnetv2.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

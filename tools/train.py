@@ -22,6 +22,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from parcnetv2.cli import add_debug_argument, run_cli  # first: it quiets mmengine's import-time warning
+
+# isort: split
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
@@ -37,8 +40,6 @@ from parcnetv2.detection.runtime import (
     set_resume,
     setup_cpu_distributed,
 )
-
-from parcnetv2.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
