@@ -2,14 +2,19 @@
 a lost best checkpoint, leaked temporary files, and a missing --resume.
 
 Training is real (a tiny model on a tiny generated set); the validation accuracy is scripted, so which
-epoch is best is known, and kills are injected by wrapping the trainer's write functions.
+epoch is best is known, and kills are injected by wrapping the trainer's write functions (and once as a
+real SIGKILL of a training process, on a marker it prints).
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -289,3 +294,49 @@ def test_only_our_temporary_files_are_removed(tmp_path: Path) -> None:
     removed = checkpointing.remove_stale_temp_files(tmp_path, train.RUN_FILES)
     assert sorted(p.name for p in removed) == sorted(ours)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
+
+
+# ------------------------------------------------------------------------------------------ a real SIGKILL
+KILL_PROBE = """
+import os, sys, time
+from parcnetv2.classification import train
+
+real_replace = os.replace
+
+def replace(src, dst):
+    if os.path.basename(dst) == "best.pth.tar":  # the copy is written, not yet renamed
+        print("ABOUT TO RENAME BEST", flush=True)
+        time.sleep(120)
+    return real_replace(src, dst)
+
+os.replace = replace
+train.main(sys.argv[1:])
+"""
+
+
+def test_sigkill_in_the_first_best_copy(root, tmp_path) -> None:
+    """SIGKILL between writing best.pth.tar's temporary copy and renaming it (epoch 1, so no best file
+    exists yet): resume removes the real mkstemp leftover and restores best.pth.tar from last.pth.tar."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(KILL_PROBE)
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, str(probe), *_argv(root, out, 1, "--no-export")]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:
+            if "ABOUT TO RENAME BEST" in line:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        assert proc.wait(timeout=120) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".best.pth.tar.")]
+    assert len(leftovers) == 1 and not (out / "best.pth.tar").exists()
+    assert _load(out / "last.pth.tar")["best"]["epoch"] == 1
+    train.main(_argv(root, out, 1, "--resume", str(out / "last.pth.tar")))
+    log = (out / "log.txt").read_text()
+    assert f"removed 1 temporary file(s) left by interrupted writes: {leftovers[0]}" in log
+    assert "best.pth.tar is missing, not the best.pth.tar of epoch 1" in log
+    _check_consistent(out, 1)
