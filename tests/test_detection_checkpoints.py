@@ -91,6 +91,30 @@ def test_test_tool_checks_classification_and_own_checkpoints(checkpoints) -> Non
         tool.check_checkpoint(cfg, "missing.pth")
 
 
+def test_test_tool_reads_a_url_checkpoint_as_a_local_file(checkpoints, tmp_path, monkeypatch) -> None:
+    """An http(s) checkpoint is downloaded into torch's hub cache, then read weights-only like a path."""
+    import shutil
+
+    tool = load_tool("test")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    downloads = []
+
+    def download(url, dst, *args, **kwargs):
+        downloads.append(url)
+        shutil.copyfile(checkpoints["det"], dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    url = "https://example.org/models/mask-rcnn_xt-0123abcd.pth"
+    local = tool.fetch_checkpoint(url)
+    assert local == str(tmp_path / "hub" / "checkpoints" / "mask-rcnn_xt-0123abcd.pth")
+    assert tool.fetch_checkpoint(url) == local and downloads == [url], "downloaded once"
+    cfg = tool.build_config(tool.parse_args([str(DET), local]))
+    assert cfg.load_from == local and tool.check_checkpoint(cfg, local) == {}
+    with pytest.raises(ValueError, match="give a local file or an http"):
+        tool.fetch_checkpoint("open-mmlab://something")
+    assert tool.fetch_checkpoint("plain.pth") == "plain.pth"
+
+
 def test_demo_tool_refuses_mismatched_checkpoints_and_bad_images(checkpoints, tmp_path: Path) -> None:
     demo = load_tool("demo")
     image = tmp_path / "shapes.png"
