@@ -4,18 +4,19 @@
 
 Stages, each with the project's real pipelines:
 
-1. ``data``: generate the three built-in sets if absent (classification, COCO-format instances,
-   ADE20K-layout scenes);
+1. ``data``: generate the three built-in sets (:mod:`parcnetv2.builtin_data`: one renderer, the same
+   object categories in a classification, a COCO-format and an ADE20K-layout set);
 2. ``classification``: pretrain ``parcnetv2_xt`` with :mod:`parcnetv2.classification.train`;
-3. ``detection``: fine-tune Mask R-CNN from that checkpoint with mmdet's ``Runner``, then evaluate it as
-   mmdet's ``tools/test.py`` does (bbox and segm mAP, ``CocoMetric``);
-4. ``segmentation``: the same for UperNet with mmseg (mIoU, ``IoUMetric``, sliding window);
-5. ``pictures``: training curves, and predictions drawn on validation images with mmdet's and mmseg's
-   visualizers.
+3. ``detection``: Mask R-CNN with mmdet's ``Runner`` twice, from that checkpoint and from scratch (same
+   budget and seed, side by side), each evaluated as mmdet's ``tools/test.py`` does (``CocoMetric``);
+4. ``segmentation``: the same for UperNet with mmseg (mIoU, ``IoUMetric``);
+5. ``pictures``: training curves of all three stages (both runs of the downstream ones), ground truth
+   beside prediction on validation images (mmdet's and mmseg's visualizers), and ``index.md``.
 
-Each stage writes ``OUT/<stage>/result.json`` when it finishes; a rerun skips finished stages (and
-resumes an interrupted training from its last checkpoint) unless their inputs changed. The summary
-table is printed at the end and written to ``OUT/summary.md`` and ``OUT/summary.json``.
+Each stage writes ``OUT/<stage>/result.json`` when it finishes, each downstream run
+``OUT/<stage>/<run>/run.json``; a rerun skips what is finished (and resumes an interrupted training from
+its last checkpoint) unless its inputs changed. The summary table is printed at the end and written to
+``OUT/summary.md`` and ``OUT/summary.json``.
 """
 
 from __future__ import annotations
@@ -43,27 +44,30 @@ class Budget:
 
     name: str
     # classification: built-in set (images per class, size) and training
-    cls_image_size: int = 96
-    cls_train_per_class: int = 300
+    cls_image_size: int = 64
+    cls_train_per_class: int = 600
     cls_val_per_class: int = 60
-    cls_epochs: int = 4
-    cls_input_size: int = 64
+    cls_epochs: int = 8
+    cls_input_size: int = 48
     cls_batch_size: int = 32
-    # detection: built-in COCO-format set and Mask R-CNN fine-tuning
-    det_num_train: int = 400
-    det_num_val: int = 100
-    det_image_sizes: tuple[int, int] = (160, 256)
+    cls_lr: float = 1e-3
+    # detection: built-in COCO-format set and Mask R-CNN, from the classifier and from scratch
+    det_num_train: int = 300
+    det_num_val: int = 60
+    det_image_sizes: tuple[int, int] = (128, 192)
     det_epochs: int = 2
-    # segmentation: built-in ADE20K-layout set and UperNet fine-tuning
+    # segmentation: built-in ADE20K-layout set and UperNet, from the classifier and from scratch
     seg_num_train: int = 300
     seg_num_val: int = 60
-    seg_min_size: tuple[int, int] = (112, 144)
-    seg_max_size: tuple[int, int] = (160, 208)
-    seg_iters: int = 600
-    # pictures: validation images drawn per task; detections drawn from this score up (a few minutes of
-    # CPU training leaves the toy detector's scores around 0.1-0.25, below mmdet's usual 0.3)
+    seg_min_size: tuple[int, int] = (128, 128)
+    seg_max_size: tuple[int, int] = (192, 192)
+    seg_iters: int = 400
+    # the pretrained and the scratch run of a downstream task side by side, one thread each
+    parallel: bool = True
+    # pictures: validation images drawn per task, detections drawn from this score up, panel width
     num_pictures: int = 4
-    det_score_thr: float = 0.15
+    det_score_thr: float = 0.3
+    picture_width: int = 512
 
     def key(self, *fields: str) -> str:
         """A short hash of the named fields: a finished stage is redone when its inputs change."""
@@ -91,12 +95,15 @@ BUDGETS = {
         seg_max_size=(80, 96),
         seg_iters=2,
         num_pictures=1,
+        picture_width=128,
     ),
 }
 
 _CLS_FIELDS = ("cls_image_size", "cls_train_per_class", "cls_val_per_class")
 _DET_FIELDS = ("det_num_train", "det_num_val", "det_image_sizes")
 _SEG_FIELDS = ("seg_num_train", "seg_num_val", "seg_min_size", "seg_max_size")
+RUNS = ("pretrained", "scratch")
+"""The two runs of each downstream stage: from the classification checkpoint, and from scratch."""
 
 
 # ------------------------------------------------------------------------------------------ plumbing
@@ -160,19 +167,17 @@ def _data_roots(ctx: _Context) -> dict[str, Path]:
 
 
 def _stage_data(ctx: _Context) -> dict[str, Any]:
-    from parcnetv2.classification.synthetic import SyntheticSpec
-    from parcnetv2.classification.synthetic import ensure_synthetic_dataset as ensure_cls
-    from parcnetv2.detection.synthetic import generate as generate_coco
-    from parcnetv2.segmentation.synthetic import SyntheticSegSpec
-    from parcnetv2.segmentation.synthetic import ensure_synthetic_dataset as ensure_ade
+    from parcnetv2.builtin_data import AdeSpec, ClsSpec, CocoSpec, ensure
 
     b, roots = ctx.budget, _data_roots(ctx)
-    ensure_cls(roots["cls"], SyntheticSpec(0, b.cls_image_size, b.cls_train_per_class, b.cls_val_per_class))
     low, high = b.det_image_sizes
-    generate_coco(roots["coco"], b.det_num_train, b.det_num_val, seed=0, min_size=low, max_size=high)
-    ensure_ade(
-        roots["ade"], SyntheticSegSpec(0, b.seg_num_train, b.seg_num_val, b.seg_min_size, b.seg_max_size)
-    )
+    specs = {
+        "cls": ClsSpec(0, b.cls_image_size, b.cls_train_per_class, b.cls_val_per_class),
+        "coco": CocoSpec(0, b.det_num_train, b.det_num_val, (low, low), (high, high)),
+        "ade": AdeSpec(0, b.seg_num_train, b.seg_num_val, b.seg_min_size, b.seg_max_size),
+    }
+    for task, spec in specs.items():
+        ensure(roots[task], spec, log=_say)
     return {task: str(root) for task, root in roots.items()}
 
 
@@ -191,6 +196,7 @@ def _stage_classification(ctx: _Context) -> dict[str, Any]:
         "--epochs", str(b.cls_epochs),
         "--input-size", str(b.cls_input_size),
         "-b", str(b.cls_batch_size),
+        "--lr", str(b.cls_lr),
         "--output", str(run_dir),
     ]  # fmt: skip
     last = run_dir / "last.pth.tar"
@@ -211,32 +217,6 @@ def _stage_classification(ctx: _Context) -> dict[str, Any]:
     )
 
 
-def _test(cfg: Any, checkpoint: str) -> dict[str, float]:
-    """Evaluate ``checkpoint`` on the config's test set, as mmdet's/mmseg's ``tools/test.py`` do."""
-    from mmengine.runner import Runner
-
-    cfg = copy.deepcopy(cfg)
-    cfg.load_from = checkpoint
-    cfg.model.backbone.init_cfg = None
-    cfg.work_dir = str(Path(cfg.work_dir) / "test")
-    return {k: float(v) for k, v in Runner.from_cfg(cfg).test().items()}
-
-
-def _train_then_test(cfg: Any, checkpoint_name: Callable[[Any], str]) -> tuple[Any, str, dict[str, float]]:
-    """Train ``cfg`` without validation (resuming from the work dir's last checkpoint if any), then
-    evaluate the checkpoint it ended with (``checkpoint_name(runner)`` in the work dir); returns the
-    runner, that checkpoint and the test metrics."""
-    from mmengine.runner import Runner
-
-    train_cfg = copy.deepcopy(cfg)
-    train_cfg.resume = True
-    train_cfg.val_dataloader = train_cfg.val_cfg = train_cfg.val_evaluator = None
-    runner = Runner.from_cfg(train_cfg)
-    runner.train()
-    checkpoint = str(Path(cfg.work_dir) / checkpoint_name(runner))
-    return runner, checkpoint, _test(cfg, checkpoint)
-
-
 def _pretrained(ctx: _Context) -> str:
     checkpoint = ctx.results["classification"]["checkpoint"]
     if not checkpoint or not Path(checkpoint).is_file():
@@ -244,61 +224,168 @@ def _pretrained(ctx: _Context) -> str:
     return checkpoint
 
 
+def _downstream(ctx: _Context, stage: str, build: Callable[[Path, str | None], Any], ckpt_name: str) -> dict:
+    """Train and test ``build(work_dir, pretrained)`` twice -- from the classification checkpoint and from
+    scratch, same budget and seed -- side by side when the budget says so; returns ``{run: result}``.
+
+    Each run keeps ``OUT/<stage>/<run>/run.json`` once tested: a rerun reuses it (and an interrupted
+    training resumes from its last checkpoint)."""
+    jobs = {}
+    for run in RUNS:
+        work_dir = ctx.out / stage / run
+        cfg = build(work_dir, _pretrained(ctx) if run == "pretrained" else None)
+        key = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+        if run == "pretrained":
+            key += _stamp(ctx, "classification")
+        done = work_dir / "run.json"
+        if done.is_file() and json.loads(done.read_text()).get("key") == key:
+            _say(f"{stage} {run}: already trained and tested ({done}); reusing it")
+            jobs[run] = json.loads(done.read_text())
+            continue
+        jobs[run] = (cfg, key)
+    todo = {run: job for run, job in jobs.items() if isinstance(job, tuple)}
+    if todo and ctx.budget.parallel and len(todo) > 1:
+        logs = ", ".join(str(ctx.out / stage / run / "stdout.log") for run in todo)
+        _say(f"{stage}: training {' and '.join(todo)} side by side, one thread each (logs: {logs})")
+        results = _in_processes({run: (cfg, key, ckpt_name) for run, (cfg, key) in todo.items()})
+    else:
+        results = {run: _train_test_run(cfg, key, ckpt_name) for run, (cfg, key) in todo.items()}
+    jobs.update(results)
+    return {run: jobs[run] for run in RUNS}
+
+
+def _in_processes(jobs: dict[str, tuple[Any, str, str]]) -> dict[str, dict]:
+    """Run ``_train_test_run`` for each job in its own (spawned) process, concurrently."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(jobs), mp_context=context) as pool:
+        futures = {run: pool.submit(_train_test_run, *job, True) for run, job in jobs.items()}
+        return {run: future.result() for run, future in futures.items()}
+
+
+def _train_test_run(cfg: Any, key: str, ckpt_name: str, in_child: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` without validation (resuming from its work dir), test the checkpoint it ended with
+    (``ckpt_name`` formatted with the runner) as mmdet's/mmseg's ``tools/test.py`` do; record the result
+    in ``work_dir/run.json``. ``in_child``: one thread, output to ``work_dir/stdout.log``."""
+    from mmengine.runner import Runner
+    from mmengine.utils import import_modules_from_strings
+
+    work_dir = Path(cfg.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if in_child:
+        import torch
+
+        torch.set_num_threads(1)
+        log = os.open(work_dir / "stdout.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+    import_modules_from_strings(**cfg.get("custom_imports", {}))
+    cfg.dump(str(work_dir / "config.py"))  # what the pictures stage and tools/demo.py load
+    begin = time.perf_counter()
+    train_cfg = copy.deepcopy(cfg)
+    # mmengine keeps one visualizer per name and process: a second run would log into the first's folder
+    train_cfg.visualizer.name = f"demo_{work_dir.parent.name}_{work_dir.name}_{time.time_ns()}"
+    train_cfg.resume = True
+    train_cfg.val_dataloader = train_cfg.val_cfg = train_cfg.val_evaluator = None
+    runner = Runner.from_cfg(train_cfg)
+    runner.train()
+    checkpoint = str(work_dir / ckpt_name.format(epoch=runner.epoch, iter=runner.iter))
+    epochs, iterations = runner.epoch, runner.iter
+    del runner
+    test_cfg = copy.deepcopy(cfg)
+    test_cfg.load_from = checkpoint
+    test_cfg.model.backbone.init_cfg = None
+    test_cfg.work_dir = str(work_dir / "test")
+    test_cfg.visualizer.name = f"{train_cfg.visualizer.name}_test"
+    metrics = {k: float(v) for k, v in Runner.from_cfg(test_cfg).test().items()}
+    result = dict(
+        key=key, metrics=metrics, checkpoint=checkpoint, epochs=epochs, iterations=iterations,
+        work_dir=str(work_dir), wall_s=round(time.perf_counter() - begin, 1),
+        pretrained=(cfg.model.backbone.get("init_cfg") or {}).get("checkpoint"),
+    )  # fmt: skip
+    _write_json(work_dir / "run.json", result)
+    return result
+
+
 def _stage_detection(ctx: _Context) -> dict[str, Any]:
     from parcnetv2.detection.synthetic import load_config
 
-    epochs, work_dir = ctx.budget.det_epochs, ctx.out / "detection"
-    cfg = load_config(
-        ctx.results["data"]["coco"],
-        work_dir=work_dir,
-        pretrained=_pretrained(ctx),
-        options={
-            "train_cfg.max_epochs": epochs,
-            "optim_wrapper.paramwise_cfg.decay_rate": 0.9,  # fine-tuning: lower lr for earlier layers
-            "train_dataloader.num_workers": 1,
-            "test_dataloader.num_workers": 1,
-        },
-    )
-    for sched in cfg.param_scheduler:
-        if sched.type == "CosineAnnealingLR":
-            sched.end = epochs
-    runner, checkpoint, metrics = _train_then_test(cfg, lambda r: f"epoch_{r.epoch}.pth")
+    epochs = ctx.budget.det_epochs
+
+    def build(work_dir: Path, pretrained: str | None) -> Any:
+        cfg = load_config(
+            ctx.results["data"]["coco"],
+            work_dir=work_dir,
+            pretrained=pretrained,
+            options={"train_cfg.max_epochs": epochs, "randomness.seed": 0},
+        )
+        for sched in cfg.param_scheduler:
+            if sched.type == "CosineAnnealingLR":
+                sched.end = epochs
+        _loader_workers(cfg, 0 if ctx.budget.parallel else 1)
+        return cfg
+
+    runs = _downstream(ctx, "detection", build, "epoch_{epoch}.pth")
+    pre, scratch = (runs[r]["metrics"] for r in RUNS)
     return dict(
         model="Mask R-CNN + ParCNetV2-XT",
-        bbox_mAP=round(metrics["coco/bbox_mAP"], 3),
-        bbox_mAP_50=round(metrics["coco/bbox_mAP_50"], 3),
-        segm_mAP=round(metrics["coco/segm_mAP"], 3),
-        segm_mAP_50=round(metrics["coco/segm_mAP_50"], 3),
+        bbox_mAP=round(pre["coco/bbox_mAP"], 3),
+        segm_mAP=round(pre["coco/segm_mAP"], 3),
+        bbox_mAP_50=round(pre["coco/bbox_mAP_50"], 3),
+        segm_mAP_50=round(pre["coco/segm_mAP_50"], 3),
+        scratch_bbox_mAP=round(scratch["coco/bbox_mAP"], 3),
+        scratch_segm_mAP=round(scratch["coco/segm_mAP"], 3),
+        scratch_bbox_mAP_50=round(scratch["coco/bbox_mAP_50"], 3),
+        scratch_segm_mAP_50=round(scratch["coco/segm_mAP_50"], 3),
         epochs=epochs,
-        iterations=runner.iter,
-        checkpoint=checkpoint,
-        work_dir=str(work_dir),
-        config=cfg.filename,
+        iterations=runs["pretrained"]["iterations"],
+        checkpoint=runs["pretrained"]["checkpoint"],
+        scratch_checkpoint=runs["scratch"]["checkpoint"],
+        work_dir=runs["pretrained"]["work_dir"],
+        scratch_work_dir=runs["scratch"]["work_dir"],
+        run_wall_s={r: runs[r]["wall_s"] for r in RUNS},
+        config=str(Path(runs["pretrained"]["work_dir"]) / "config.py"),
     )
+
+
+def _loader_workers(cfg: Any, workers: int) -> None:
+    for name in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        cfg[name].num_workers = workers
+        cfg[name].persistent_workers = workers > 0
 
 
 def _stage_segmentation(ctx: _Context) -> dict[str, Any]:
     from parcnetv2.segmentation.quickstart import BUILTIN_CONFIG, build_config
 
-    iters, work_dir = ctx.budget.seg_iters, ctx.out / "segmentation"
-    cfg = build_config(
-        BUILTIN_CONFIG,
-        data_root=ctx.results["data"]["ade"],
-        work_dir=work_dir,
-        pretrained=_pretrained(ctx),
-        max_iters=iters,
-        num_workers=1,
-    )
-    runner, checkpoint, metrics = _train_then_test(cfg, lambda r: f"iter_{r.iter}.pth")
+    iters = ctx.budget.seg_iters
+
+    def build(work_dir: Path, pretrained: str | None) -> Any:
+        cfg = build_config(
+            BUILTIN_CONFIG, data_root=ctx.results["data"]["ade"], work_dir=work_dir, pretrained=pretrained,
+            max_iters=iters, seed=0,
+        )  # fmt: skip
+        _loader_workers(cfg, 0 if ctx.budget.parallel else 1)
+        return cfg
+
+    runs = _downstream(ctx, "segmentation", build, "iter_{iter}.pth")
+    pre, scratch = (runs[r]["metrics"] for r in RUNS)
     return dict(
         model="UperNet + ParCNetV2-XT",
-        mIoU=round(metrics["mIoU"], 2),
-        mAcc=round(metrics["mAcc"], 2),
-        aAcc=round(metrics["aAcc"], 2),
-        iterations=runner.iter,
-        checkpoint=checkpoint,
-        work_dir=str(work_dir),
-        config=str(BUILTIN_CONFIG),
+        mIoU=round(pre["mIoU"], 2),
+        mAcc=round(pre["mAcc"], 2),
+        aAcc=round(pre["aAcc"], 2),
+        scratch_mIoU=round(scratch["mIoU"], 2),
+        scratch_mAcc=round(scratch["mAcc"], 2),
+        scratch_aAcc=round(scratch["aAcc"], 2),
+        iterations=runs["pretrained"]["iterations"],
+        checkpoint=runs["pretrained"]["checkpoint"],
+        scratch_checkpoint=runs["scratch"]["checkpoint"],
+        work_dir=runs["pretrained"]["work_dir"],
+        scratch_work_dir=runs["scratch"]["work_dir"],
+        run_wall_s={r: runs[r]["wall_s"] for r in RUNS},
+        config=str(Path(runs["pretrained"]["work_dir"]) / "config.py"),
     )
 
 
@@ -310,54 +397,85 @@ def _val_images(folder: Path, count: int) -> list[Path]:
     return images[::step][:count]
 
 
-def _stage_pictures(ctx: _Context) -> dict[str, Any]:
-    from parcnetv2.visualize import Predictor, plot_scalars, read_scalars
+_CURVE_KEYS = {
+    "detection": ("loss", "loss_rpn_cls", "loss_cls", "loss_bbox", "loss_mask"),
+    "segmentation": ("loss", "decode.loss_ce", "aux.loss_ce"),
+}
 
-    out, n = ctx.out / "pictures", ctx.budget.num_pictures
+
+def _stage_pictures(ctx: _Context) -> dict[str, Any]:
+    from parcnetv2.visualize import Predictor, plot_runs, read_scalars, write_index
+
+    b, out = ctx.budget, ctx.out / "pictures"
     out.mkdir(parents=True, exist_ok=True)
-    det, seg = ctx.results["detection"], ctx.results["segmentation"]
-    pictures = {"classification_curves": str(out / "classification_curves.png")}
-    shutil.copyfile(ctx.results["classification"]["curves"], pictures["classification_curves"])
-    for task, result, keys in (
-        ("detection", det, ("loss", "loss_rpn_cls", "loss_cls", "loss_bbox", "loss_mask")),
-        ("segmentation", seg, ("loss", "decode.loss_ce", "aux.loss_ce")),
-    ):
-        curve = plot_scalars(
-            read_scalars(result["work_dir"]), out / f"{task}_curves.png", keys=keys, title=result["model"]
+    det, seg, data = ctx.results["detection"], ctx.results["segmentation"], ctx.results["data"]
+    files: dict[str, Any] = {"classification_curves": str(out / "classification_curves.png")}
+    shutil.copyfile(ctx.results["classification"]["curves"], files["classification_curves"])
+    for task, result in (("detection", det), ("segmentation", seg)):
+        runs = {
+            "from the classifier": read_scalars(result["work_dir"]),
+            "from scratch": read_scalars(result["scratch_work_dir"]),
+        }
+        if not all(runs.values()):
+            raise RuntimeError(
+                f"no training records under {result['work_dir']} or {result['scratch_work_dir']}"
+            )
+        files[f"{task}_curves"] = str(
+            plot_runs(runs, out / f"{task}_curves.png", _CURVE_KEYS[task], result["model"])
         )
-        if curve is None:
-            raise RuntimeError(f"no training records under {result['work_dir']} to plot")
-        pictures[f"{task}_curves"] = str(curve)
-    data = ctx.results["data"]
-    for task, result, folder in (
-        ("detection", det, Path(data["coco"]) / "val"),
-        ("segmentation", seg, Path(data["ade"]) / "images" / "validation"),
-    ):
+    coco, ade = Path(data["coco"]), Path(data["ade"])
+    for task, result, folder, ground_truth in (
+        ("detection", det, coco / "val", lambda img: coco / "annotations" / "instances_val.json"),
+        ("segmentation", seg, ade / "images" / "validation",
+         lambda img: ade / "annotations" / "validation" / f"{img.stem}.png"),
+    ):  # fmt: skip
         predictor = Predictor(result["config"], result["checkpoint"])
-        drawn = [
-            str(predictor.draw(img, out / f"{task}_{img.stem}.png", ctx.budget.det_score_thr))
-            for img in _val_images(folder, n)
+        files[f"{task}_predictions"] = [
+            str(
+                predictor.draw(
+                    img, out / f"{task}_{img.stem}.png", b.det_score_thr, ground_truth(img), b.picture_width
+                )
+            )
+            for img in _val_images(folder, b.num_pictures)
         ]
-        pictures[f"{task}_predictions"] = drawn
-    return dict(folder=str(out), files=pictures)
+    files["index"] = str(write_index(out / "index.md", files, _picture_notes(ctx.results)))
+    return dict(folder=str(out), files=files)
+
+
+def _picture_notes(results: dict[str, dict[str, Any]]) -> dict[str, str]:
+    det, seg = results["detection"], results["segmentation"]
+    return {
+        "classification_curves": f"classification: {results['classification']['model']}, "
+        f"top-1 {results['classification']['top1']:.2f} %",
+        "detection_curves": f"detection losses, from the classifier (bbox mAP {det['bbox_mAP']:.3f}) and "
+        f"from scratch ({det['scratch_bbox_mAP']:.3f})",
+        "segmentation_curves": f"segmentation losses, from the classifier (mIoU {seg['mIoU']:.2f}) and from "
+        f"scratch ({seg['scratch_mIoU']:.2f})",
+        "detection_predictions": "detection on validation images: ground truth (left), prediction from the "
+        "classifier-initialised model (right)",
+        "segmentation_predictions": "segmentation on validation images: ground truth (left), prediction "
+        "(right); 0 / unlabelled clutter is not coloured",
+    }
 
 
 # ------------------------------------------------------------------------------------------ summary
 def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """The summary table (header first): one row per stage with its metrics, time and checkpoint."""
+    """The summary table (header first): one row per stage with its metrics (from the classifier and from
+    scratch for the downstream stages), time and checkpoint."""
     cls, det, seg = results["classification"], results["detection"], results["segmentation"]
     return [
-        ["stage", "what", "result", "wall time", "checkpoint / output"],
-        ["data", "built-in cls / COCO-format / ADE20K-layout sets", "-", _duration(results["data"]["wall_s"]),
-         str(Path(results["data"]["cls"]).parent)],
+        ["stage", "what", "result", "from scratch", "wall time", "checkpoint / output"],
+        ["data", "built-in cls / COCO-format / ADE20K-layout sets", "-", "-",
+         _duration(results["data"]["wall_s"]), str(Path(results["data"]["cls"]).parent)],
         ["classification", f"{cls['model']}, {cls['epochs']} epochs", f"top-1 {cls['top1']:.2f} %, top-5 "
-         f"{cls['top5']:.2f} %", _duration(cls["wall_s"]), cls["checkpoint"]],
+         f"{cls['top5']:.2f} %", "-", _duration(cls["wall_s"]), cls["checkpoint"]],
         ["detection", f"{det['model']}, {det['epochs']} epochs", f"bbox mAP {det['bbox_mAP']:.3f}, segm mAP "
-         f"{det['segm_mAP']:.3f}", _duration(det["wall_s"]), det["checkpoint"]],
+         f"{det['segm_mAP']:.3f}", f"bbox mAP {det['scratch_bbox_mAP']:.3f}, segm mAP "
+         f"{det['scratch_segm_mAP']:.3f}", _duration(det["wall_s"]), det["checkpoint"]],
         ["segmentation", f"{seg['model']}, {seg['iterations']} iterations", f"mIoU {seg['mIoU']:.2f} %",
-         _duration(seg["wall_s"]), seg["checkpoint"]],
-        ["pictures", "training curves, predictions on val images", "-",
-         _duration(results["pictures"]["wall_s"]), results["pictures"]["folder"]],
+         f"mIoU {seg['scratch_mIoU']:.2f} %", _duration(seg["wall_s"]), seg["checkpoint"]],
+        ["pictures", "training curves, predictions on val images", "-", "-",
+         _duration(results["pictures"]["wall_s"]), results["pictures"]["files"]["index"]],
     ]  # fmt: skip
 
 
@@ -387,7 +505,7 @@ def run(out: str | os.PathLike, budget: Budget, data_dir: str | os.PathLike | No
     seg_key = budget.key(*_SEG_FIELDS, "seg_iters") + upstream
     _run_stage(ctx, 4, "segmentation", seg_key, _stage_segmentation)
     pic_key = _stamp(ctx, "detection") + _stamp(ctx, "segmentation")
-    pic_key += budget.key("num_pictures", "det_score_thr")
+    pic_key += budget.key("num_pictures", "det_score_thr", "picture_width")
     _run_stage(ctx, 5, "pictures", pic_key, _stage_pictures)
 
     table = format_table(summary_rows(ctx.results))

@@ -28,6 +28,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, _run("-m", "parcnetv2.demo", "--budget", "tiny", "--out", str(out))
 
 
+def _png_size(path: str | Path) -> tuple[int, int]:
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 def test_every_stage_writes_checkpoint_metrics_and_pictures(demo: tuple[Path, str]) -> None:
     out, _ = demo
     summary = json.loads((out / "summary.json").read_text())
@@ -37,18 +43,30 @@ def test_every_stage_writes_checkpoint_metrics_and_pictures(demo: tuple[Path, st
         result = json.loads((out / task / "result.json").read_text())
         assert result == stages[task]
         assert Path(result["checkpoint"]).is_file(), task
-    assert 0 <= stages["classification"]["top1"] <= 100
-    assert 0 <= stages["detection"]["bbox_mAP"] <= 1 and 0 <= stages["detection"]["segm_mAP"] <= 1
-    assert 0 <= stages["segmentation"]["mIoU"] <= 100
-    files = stages["pictures"]["files"]
-    pictures = [files[f"{t}_curves"] for t in ("classification", "detection", "segmentation")]
-    pictures += files["detection_predictions"] + files["segmentation_predictions"]
-    for picture in pictures:
-        assert Path(picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture
-    # the downstream tasks started from the classification weights
     for task in ("detection", "segmentation"):
-        config = next((out / task).glob("*.py"))  # the config the training run dumped
-        assert stages["classification"]["checkpoint"] in config.read_text(), task
+        assert Path(stages[task]["scratch_checkpoint"]).is_file(), task
+        assert stages[task]["scratch_checkpoint"] != stages[task]["checkpoint"]
+    assert 0 <= stages["classification"]["top1"] <= 100
+    for key in ("bbox_mAP", "segm_mAP", "scratch_bbox_mAP", "scratch_segm_mAP"):
+        assert 0 <= stages["detection"][key] <= 1, key
+    assert 0 <= stages["segmentation"]["mIoU"] <= 100 and 0 <= stages["segmentation"]["scratch_mIoU"] <= 100
+    assert summary["total_wall_s"] == pytest.approx(sum(s["wall_s"] for s in stages.values()), abs=0.2)
+    files = stages["pictures"]["files"]
+    for task in ("classification", "detection", "segmentation"):
+        _png_size(files[f"{task}_curves"])
+    width = summary["budget"]["picture_width"]
+    for task in ("detection", "segmentation"):
+        assert files[f"{task}_predictions"]
+        for picture in files[f"{task}_predictions"]:
+            assert _png_size(picture)[0] >= 2 * width, picture  # ground truth beside the prediction
+    index = Path(files["index"]).read_text()
+    for picture in [files["classification_curves"], *files["detection_predictions"]]:
+        assert f"]({Path(picture).name})" in index
+    # the pretrained runs started from the classification weights, the scratch runs did not
+    checkpoint = stages["classification"]["checkpoint"]
+    for task in ("detection", "segmentation"):
+        assert checkpoint in (out / task / "pretrained" / "config.py").read_text(), task
+        assert checkpoint not in (out / task / "scratch" / "config.py").read_text(), task
 
 
 def test_summary_reports_what_the_pipelines_printed(demo: tuple[Path, str]) -> None:
@@ -56,17 +74,20 @@ def test_summary_reports_what_the_pipelines_printed(demo: tuple[Path, str]) -> N
     stages = json.loads((out / "summary.json").read_text())["stages"]
     history = json.loads((out / "classification" / "metrics.json").read_text())["epochs"]
     assert stages["classification"]["top1"] == round(history[-1]["eval_top1"], 2)
-    det_log = json.loads(next((out / "detection" / "test").glob("*/*.json")).read_text())
-    assert stages["detection"]["bbox_mAP"] == round(det_log["coco/bbox_mAP"], 3)
-    assert stages["detection"]["segm_mAP"] == round(det_log["coco/segm_mAP"], 3)
-    seg_log = json.loads(next((out / "segmentation" / "test").glob("*/*.json")).read_text())
-    assert stages["segmentation"]["mIoU"] == round(seg_log["mIoU"], 2)
+    for run, prefix in (("pretrained", ""), ("scratch", "scratch_")):
+        det_log = json.loads(next((out / "detection" / run / "test").glob("*/*.json")).read_text())
+        assert stages["detection"][f"{prefix}bbox_mAP"] == round(det_log["coco/bbox_mAP"], 3)
+        assert stages["detection"][f"{prefix}segm_mAP"] == round(det_log["coco/segm_mAP"], 3)
+        seg_log = json.loads(next((out / "segmentation" / run / "test").glob("*/*.json")).read_text())
+        assert stages["segmentation"][f"{prefix}mIoU"] == round(seg_log["mIoU"], 2)
     table = (out / "summary.md").read_text()
     for row in (
         f"top-1 {stages['classification']['top1']:.2f} %",
-        f"bbox mAP {stages['detection']['bbox_mAP']:.3f}",
-        f"segm mAP {stages['detection']['segm_mAP']:.3f}",
+        f"bbox mAP {stages['detection']['bbox_mAP']:.3f}, segm mAP {stages['detection']['segm_mAP']:.3f}",
+        f"bbox mAP {stages['detection']['scratch_bbox_mAP']:.3f}, segm mAP "
+        f"{stages['detection']['scratch_segm_mAP']:.3f}",
         f"mIoU {stages['segmentation']['mIoU']:.2f} %",
+        f"mIoU {stages['segmentation']['scratch_mIoU']:.2f} %",
     ):
         assert row in table and row in stdout
 
@@ -74,16 +95,20 @@ def test_summary_reports_what_the_pipelines_printed(demo: tuple[Path, str]) -> N
 def test_rerun_skips_finished_stages_and_redoes_only_what_is_missing(demo: tuple[Path, str]) -> None:
     out, _ = demo
     before = json.loads((out / "summary.json").read_text())["stages"]
-    (out / "segmentation" / "result.json").unlink()  # as if interrupted after training, before the report
+    (out / "segmentation" / "result.json").unlink()  # as if interrupted after both runs, before the report
+    (out / "segmentation" / "scratch" / "run.json").unlink()  # ... and the scratch run before its test
     stdout = _run("-m", "parcnetv2.demo", "--budget", "tiny", "--out", str(out))
     for stage in ("data", "classification", "detection"):
         assert f"{stage} already done" in stdout
     assert "segmentation already done" not in stdout
+    assert "segmentation pretrained: already trained and tested" in stdout
+    assert "segmentation scratch: already trained" not in stdout
     after = json.loads((out / "summary.json").read_text())["stages"]
     assert after["classification"] == before["classification"]
-    # training resumed from its last checkpoint (nothing left to train), evaluation gives the same mIoU
+    # the scratch training resumed from its last checkpoint (nothing left to train): the same mIoU
     assert after["segmentation"]["iterations"] == before["segmentation"]["iterations"]
     assert after["segmentation"]["mIoU"] == before["segmentation"]["mIoU"]
+    assert after["segmentation"]["scratch_mIoU"] == before["segmentation"]["scratch_mIoU"]
     # the pictures depend on the segmentation result, so they were redrawn
     assert "pictures already done" not in stdout
 
@@ -97,6 +122,18 @@ def test_tools_demo_draws_on_any_image(demo: tuple[Path, str], task: str, tmp_pa
     picture = tmp_path / f"{task}.png"
     _run("tools/demo.py", str(image), result["config"], result["checkpoint"], "--out", str(picture))
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pictures_refuse_a_checkpoint_of_another_task(demo: tuple[Path, str]) -> None:
+    from parcnetv2.backbone import CheckpointError
+
+    from parcnetv2.visualize import Predictor
+
+    out, _ = demo
+    det = json.loads((out / "detection" / "result.json").read_text())
+    seg = json.loads((out / "segmentation" / "result.json").read_text())
+    with pytest.raises(CheckpointError, match=r"does not cover the model: missing neck .*heads"):
+        Predictor(det["config"], seg["checkpoint"])
 
 
 def test_tools_demo_rejects_missing_files(tmp_path: Path) -> None:
