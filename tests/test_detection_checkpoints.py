@@ -134,8 +134,18 @@ def test_demo_tool_refuses_mismatched_checkpoints_and_bad_images(checkpoints, tm
     text.write_text("not an image")
     with pytest.raises(ValueError, match=rf"cannot decode image {text}"):
         demo.main([str(text), str(DET), str(checkpoints["det"])])
-    with pytest.warns(PartialCheckpointWarning):
-        demo.check_checkpoint(str(DET), str(checkpoints["seg"]), allow_partial=True)
+    with pytest.warns(PartialCheckpointWarning, match="missing neck"):
+        drawn = demo.main(
+            [
+                str(image),
+                str(DET),
+                str(checkpoints["seg"]),
+                "--out",
+                str(tmp_path / "p.png"),
+                "--allow-partial",
+            ]
+        )
+    assert drawn.read_bytes()[:4] == b"\x89PNG", "--allow-partial draws anyway"
 
 
 def test_max_epochs_option_ends_the_schedule_with_training() -> None:

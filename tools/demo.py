@@ -13,7 +13,6 @@ status 1 (``--debug`` or ``PARCNETV2_DEBUG=1``: the traceback).
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,17 +53,6 @@ def check_image(path: str | Path) -> None:
         raise ValueError(f"cannot decode image {path}")
 
 
-def check_checkpoint(config: str, checkpoint: str, allow_partial: bool = False) -> None:
-    """Refuse (or with ``allow_partial`` warn about) a checkpoint that does not cover the config's model."""
-    from mmengine.config import Config
-    from parcnetv2.detection.checkpoint_coverage import check_checkpoint_covers
-    from parcnetv2.detection.runtime import build_model
-
-    cfg = Config.fromfile(config)
-    cfg.model.backbone.init_cfg = None  # nothing is loaded here; the checkpoint is compared by keys
-    check_checkpoint_covers(build_model(cfg), checkpoint, allow_partial=allow_partial, name=checkpoint)
-
-
 def main(argv: Sequence[str] | None = None) -> Path:
     args = parse_args(argv)
     for what, path in (("image", args.image), ("config", args.config), ("checkpoint", args.checkpoint)):
@@ -72,13 +60,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             raise FileNotFoundError(f"{what} not found: {path}")
     check_image(args.image)
     out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_pred.png")
-    if "allow_partial" in inspect.signature(Predictor).parameters:  # the Predictor checks coverage itself
-        predictor = Predictor(
-            args.config, args.checkpoint, device=args.device, allow_partial=args.allow_partial
-        )
-    else:
-        check_checkpoint(args.config, args.checkpoint, args.allow_partial)
-        predictor = Predictor(args.config, args.checkpoint, device=args.device)
+    predictor = Predictor(args.config, args.checkpoint, device=args.device, allow_partial=args.allow_partial)
     written = predictor.draw(args.image, out, score_thr=args.score_thr)
     print(f"{predictor.scope} predictions drawn on {args.image} -> {written}")
     return written
