@@ -12,6 +12,7 @@ import os
 import os.path as osp
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 import torch.distributed as dist
@@ -27,6 +28,7 @@ __all__ = [
     "enable_amp",
     "enable_auto_scale_lr",
     "set_resume",
+    "local_checkpoint",
     "resume_from_scratch_warning",
     "build_model",
     "setup_cpu_distributed",
@@ -161,6 +163,8 @@ def enable_auto_scale_lr(cfg: Config) -> None:
 def set_resume(cfg: Config, resume: str | None) -> None:
     """``--resume``: ``'auto'`` resumes from the work dir's last checkpoint, a path from that file.
 
+    An http(s) URL is downloaded first (:func:`local_checkpoint`), so it is read weights-only too.
+
     Raises:
         FileNotFoundError: ``resume`` is a local path that does not exist.
     """
@@ -168,10 +172,28 @@ def set_resume(cfg: Config, resume: str | None) -> None:
         cfg.resume = True
         cfg.load_from = None
     elif resume is not None:
-        if "://" not in resume and not osp.isfile(resume):
+        resume = local_checkpoint(resume)
+        if not osp.isfile(resume):
             raise FileNotFoundError(f"--resume: checkpoint not found: {resume}")
         cfg.resume = True
         cfg.load_from = resume
+
+
+def local_checkpoint(checkpoint: str) -> str:
+    """A local file for ``checkpoint``: an http(s) URL is downloaded into torch's hub cache (once).
+
+    mmengine would read a URL with ``torch.hub.load_state_dict_from_url``, which unpickles without
+    ``weights_only``; the local file is read weights-only like any other.
+    """
+    if checkpoint.startswith(("http://", "https://")):
+        cached = osp.join(torch.hub.get_dir(), "checkpoints", osp.basename(urlparse(checkpoint).path))
+        if not osp.isfile(cached):
+            os.makedirs(osp.dirname(cached), exist_ok=True)
+            torch.hub.download_url_to_file(checkpoint, cached)
+        return cached
+    if "://" in checkpoint:
+        raise ValueError(f"checkpoint {checkpoint}: give a local file or an http(s) URL")
+    return checkpoint
 
 
 def resume_from_scratch_warning(cfg: Config) -> str | None:

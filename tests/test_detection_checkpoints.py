@@ -19,7 +19,12 @@ pytest.importorskip("mmseg")
 from mmengine.config import Config  # noqa: E402
 from parcnetv2.backbone.checkpoint import CheckpointError  # noqa: E402
 from parcnetv2.detection.checkpoint_coverage import PartialCheckpointWarning  # noqa: E402
-from parcnetv2.detection.runtime import build_model, merge_cfg_options, resume_from_scratch_warning  # noqa: E402
+from parcnetv2.detection.runtime import (  # noqa: E402
+    build_model,
+    local_checkpoint,
+    merge_cfg_options,
+    resume_from_scratch_warning,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DET = ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
@@ -105,14 +110,14 @@ def test_test_tool_reads_a_url_checkpoint_as_a_local_file(checkpoints, tmp_path,
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", download)
     url = "https://example.org/models/mask-rcnn_xt-0123abcd.pth"
-    local = tool.fetch_checkpoint(url)
+    local = local_checkpoint(url)
     assert local == str(tmp_path / "hub" / "checkpoints" / "mask-rcnn_xt-0123abcd.pth")
-    assert tool.fetch_checkpoint(url) == local and downloads == [url], "downloaded once"
+    assert local_checkpoint(url) == local and downloads == [url], "downloaded once"
     cfg = tool.build_config(tool.parse_args([str(DET), local]))
     assert cfg.load_from == local and tool.check_checkpoint(cfg, local) == {}
     with pytest.raises(ValueError, match="give a local file or an http"):
-        tool.fetch_checkpoint("open-mmlab://something")
-    assert tool.fetch_checkpoint("plain.pth") == "plain.pth"
+        local_checkpoint("open-mmlab://something")
+    assert local_checkpoint("plain.pth") == "plain.pth"
 
 
 def test_demo_tool_refuses_mismatched_checkpoints_and_bad_images(checkpoints, tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ import os
 import os.path as osp
 import sys
 from collections.abc import Sequence
-from urllib.parse import urlparse
 
 from parcnetv2.cli import add_debug_argument, run_cli  # first: it quiets mmengine's import-time warning
 
@@ -34,6 +33,7 @@ from parcnetv2.detection.runtime import (
     build_model,
     config_scope,
     default_work_dir,
+    local_checkpoint,
     merge_cfg_options,
     setup_cpu_distributed,
 )
@@ -113,25 +113,6 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def fetch_checkpoint(checkpoint: str) -> str:
-    """A local file for ``checkpoint``: an http(s) URL is downloaded into torch's hub cache (once).
-
-    mmengine would read a URL with ``torch.hub.load_state_dict_from_url``, which unpickles without
-    ``weights_only``; the local file is read weights-only like any other.
-    """
-    if checkpoint.startswith(("http://", "https://")):
-        import torch.hub
-
-        cached = osp.join(torch.hub.get_dir(), "checkpoints", osp.basename(urlparse(checkpoint).path))
-        if not osp.isfile(cached):
-            os.makedirs(osp.dirname(cached), exist_ok=True)
-            torch.hub.download_url_to_file(checkpoint, cached)
-        return cached
-    if "://" in checkpoint:
-        raise ValueError(f"checkpoint {checkpoint}: give a local file or an http(s) URL")
-    return checkpoint
-
-
 def check_checkpoint(cfg: Config, checkpoint: str, allow_partial: bool = False) -> dict[str, list[str]]:
     """Refuse (with ``allow_partial``: warn about) a checkpoint file that does not cover the model."""
     model_cfg = cfg.model.module if cfg.model.get("type", "").endswith("TTAModel") else cfg.model
@@ -143,7 +124,7 @@ def check_checkpoint(cfg: Config, checkpoint: str, allow_partial: bool = False) 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     allow_mmengine_checkpoints()
-    args.checkpoint = fetch_checkpoint(args.checkpoint)
+    args.checkpoint = local_checkpoint(args.checkpoint)
     cfg = build_config(args)
     detection = config_scope(cfg) == "mmdet"
     if args.out and detection and not args.out.endswith((".pkl", ".pickle")):
