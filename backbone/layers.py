@@ -1,10 +1,16 @@
-"""Small building blocks of ParCNetV2: its L2 layer norm, scales, downsampling, BGU."""
+"""Small building blocks of ParCNetV2: its L2 layer norm, scales, downsampling, BGU.
 
-from __future__ import annotations
+Every module has one plain formulation in standard ops, traceable at symbolic sizes: it is what
+``torch.compile``, ``torch.export``/ONNX, FX, ``torch.jit.trace`` and TorchScript see. In plain eager
+PyTorch (:func:`eager_fast_paths`) some modules take faster routes with the same values: in-place
+activations without autograd, layout changes folded into matmuls, cached weight copies.
+"""
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.models import register_notrace_function
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 __all__ = [
     "BGU",
@@ -12,12 +18,27 @@ __all__ = [
     "L2LayerNorm",
     "Scale",
     "autocast_dtype",
+    "eager_fast_paths",
     "gelu_",
     "l2_layer_norm",
+    "l2_layer_norm_reference",
     "pointwise_to_channels_first",
     "pointwise_to_channels_last",
     "weights_key",
 ]
+
+
+@torch.jit.unused
+def eager_fast_paths() -> bool:
+    """True in plain eager PyTorch, where the modules may use caches, in-place ops and the OC cost model.
+
+    False while ``torch.compile``/``torch.export`` (and so the ONNX exporter) trace, while FX traces
+    symbolically and under ``torch.jit.trace``; TorchScript never calls it (callers test
+    ``torch.jit.is_scripting()`` first). Those tracers then record the plain formulation.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    return not (is_fx_symbolic_tracing() or torch.jit.is_tracing())
 
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:
@@ -43,32 +64,58 @@ def gelu_(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     return torch.ops.aten.gelu_(x, approximate=approximate)
 
 
+@torch.jit.unused
+def _inference_in_place(x: torch.Tensor) -> bool:
+    """Whether ``x`` may be overwritten: eager PyTorch and no autograd graph through it."""
+    return eager_fast_paths() and not x.requires_grad
+
+
 _LN_EPS = 1e-30
 """Variance floor of the fused norm: keeps constant rows finite, far below any norm the clamp leaves alone."""
 
 
-def l2_layer_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """``(x - mean(x)) / max(||x - mean(x)||_2, eps) * weight`` over the last axis.
+@register_notrace_function  # a leaf for FX (its dtype test): timm's tracer, and plain FX via fx.wrap below
+def l2_layer_norm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``(x - mean(x)) / max(||x - mean(x)||_2, eps) * weight`` over the last axis, in standard ops.
 
-    Computed as one fused ``layer_norm`` with ``weight / sqrt(C)`` (which divides by the norm
-    itself), times a per-row ``min(1, ||centred|| / eps)`` that applies the clamp. On CPU, outside
-    tracing, that product is skipped when no row is below ``eps`` (checking costs no device sync
-    there); elsewhere it is always applied, so meta tensors, CUDA and tracing see no data-dependent
-    branch. Forward values equal the formula's everywhere; the gradient equals it wherever the norm
-    is not below ``eps`` (or is exactly 0).
-    Half-precision inputs are normalised in float32 (their range cannot hold 1 / norm); under
-    autocast the result stays float32, as ``F.layer_norm``'s does, otherwise it is cast back.
+    The plain formulation (what tracers and exporters see). Half-precision inputs are normalised in
+    float32 and cast back.
+    """
+    dtype = x.dtype
+    if dtype == torch.float16 or dtype == torch.bfloat16:
+        x = x.float()
+    centred = x - x.mean(dim=-1, keepdim=True)
+    norm = torch.linalg.vector_norm(centred, dim=-1, keepdim=True).clamp_min(eps)
+    return (centred / norm * weight.to(x.dtype)).to(dtype)
+
+
+torch.fx.wrap("l2_layer_norm_reference")
+
+
+@torch.jit.unused
+def l2_layer_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """:func:`l2_layer_norm_reference`'s values from one fused ``layer_norm`` (the eager path).
+
+    ``layer_norm`` with ``weight / sqrt(C)`` divides by the norm itself; a per-row
+    ``min(1, ||centred|| / eps)`` applies the clamp. On CPU that product is skipped when no row is
+    below ``eps`` (checking costs no device sync there); elsewhere it is always applied. Forward
+    values equal the formula's everywhere; the gradient equals it wherever the norm is not below
+    ``eps`` (or is exactly 0). Half-precision inputs are normalised in float32 (their range cannot
+    hold 1 / norm); under autocast the result stays float32, as ``F.layer_norm``'s does, otherwise
+    it is cast back.
     """
     channels = x.shape[-1]
     out_dtype = None if autocast_dtype(x.device.type) is not None else x.dtype
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
+    if x.numel() == 0:  # an empty batch: nothing to normalise (layer_norm cannot view 0 rows)
+        return x.mul(weight.to(x.dtype)) if out_dtype is None else x.mul(weight.to(x.dtype)).to(out_dtype)
     scaled_weight = weight.to(x.dtype) * channels**-0.5
     out, _, rstd = torch.native_layer_norm(x, (channels,), scaled_weight, None, _LN_EPS)
     # rstd = sqrt(C) / ||centred||, so min(1, ||centred|| / eps) = min(1, sqrt(C) / (eps * rstd)).
     clamp_needed = True
-    if x.device.type == "cpu" and not torch.compiler.is_compiling():
-        clamp_needed = rstd.numel() > 0 and bool(rstd.max() > channels**0.5 / eps)  # NaN rows stay NaN
+    if x.device.type == "cpu":
+        clamp_needed = bool(rstd.max() > channels**0.5 / eps)  # NaN rows stay NaN
     if clamp_needed:
         out = out.mul_((rstd * (eps * channels**-0.5)).reciprocal_().clamp_max_(1.0))
     return out if out_dtype is None else out.to(out_dtype)
@@ -93,10 +140,14 @@ class L2LayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channel_dim in (-1, x.ndim - 1):
-            return l2_layer_norm(x, self.weight, self.eps)
-        normed = l2_layer_norm(x.movedim(self.channel_dim, -1), self.weight, self.eps)
-        return normed.movedim(-1, self.channel_dim)
+        last = self.channel_dim == -1
+        if not last:
+            x = x.movedim(self.channel_dim, -1)
+        if not torch.jit.is_scripting() and eager_fast_paths():
+            x = l2_layer_norm(x, self.weight, self.eps)
+        else:
+            x = l2_layer_norm_reference(x, self.weight, self.eps)
+        return x if last else x.movedim(-1, self.channel_dim)
 
     def extra_repr(self) -> str:
         return f"{self.weight.numel()}, channel_dim={self.channel_dim}, eps={self.eps}"
@@ -105,14 +156,17 @@ class L2LayerNorm(nn.Module):
 def pointwise_to_channels_first(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """A 1x1 convolution from channels-last (B, H, W, Cin) to contiguous channels-first (B, Cout, H, W).
+    """A 1x1 convolution from channels-last (B, H, W, Cin) to channels-first (B, Cout, H, W).
 
-    One matmul per image, ``weight (Cout, Cin) @ x^T``: the layout change rides on the GEMM's
-    transposed operand instead of a separate copy.
+    In eager PyTorch one matmul per image, ``weight (Cout, Cin) @ x^T``, whose transposed operand
+    does the layout change (a contiguous result, no separate copy); traced, ``linear`` + a permuted view.
     """
+    weight = weight.reshape(weight.shape[0], -1)
+    if torch.jit.is_scripting() or not eager_fast_paths():
+        return F.linear(x, weight, bias).permute(0, 3, 1, 2)
     batch, height, width, channels = x.shape
     columns = x.reshape(batch, height * width, channels).mT
-    weights = weight.reshape(weight.shape[0], -1).expand(batch, -1, -1)
+    weights = weight.expand(batch, -1, -1)
     out = torch.bmm(weights, columns) if bias is None else torch.baddbmm(bias[:, None], weights, columns)
     return out.view(batch, -1, height, width)
 
@@ -120,10 +174,13 @@ def pointwise_to_channels_first(
 def pointwise_to_channels_last(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """A 1x1 convolution from channels-first (B, Cin, H, W) to contiguous channels-last (B, H, W, Cout)."""
+    """A 1x1 convolution from channels-first (B, Cin, H, W) to channels-last (B, H, W, Cout)."""
+    weight = weight.reshape(weight.shape[0], -1)
+    if torch.jit.is_scripting() or not eager_fast_paths():
+        return F.linear(x.permute(0, 2, 3, 1), weight, bias)
     batch, channels, height, width = x.shape
     rows = x.reshape(batch, channels, height * width).mT
-    weights = weight.reshape(weight.shape[0], -1).mT.expand(batch, -1, -1)
+    weights = weight.mT.expand(batch, -1, -1)
     out = torch.bmm(rows, weights) if bias is None else torch.baddbmm(bias, rows, weights)
     return out.view(batch, height, width, -1)
 
@@ -160,22 +217,23 @@ class Downsample(nn.Module):
         self.pre_norm = L2LayerNorm(in_chs, channel_dim=1) if pre_norm else nn.Identity()
         self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=padding)
         self.post_norm = L2LayerNorm(out_chs, channel_dim=1) if post_norm else nn.Identity()
-        self._channels_last_weight: tuple[tuple, torch.Tensor] | None = None  # inference cache
+        self._channels_last_weight: tuple[tuple, torch.Tensor] | None = None  # eager inference cache
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Channels-last memory through the conv, so that the norms (and the stage after) read their
         # channel vectors contiguously; for the stem this converts the 3-channel image, a cheap copy.
         x = self.pre_norm(x).contiguous(memory_format=torch.channels_last)
-        return self.post_norm(self._conv(x))
+        if not torch.jit.is_scripting() and eager_fast_paths() and not torch.is_grad_enabled():
+            return self.post_norm(self._cached_conv(x))
+        return self.post_norm(self.conv(x))
 
-    def _conv(self, x: torch.Tensor) -> torch.Tensor:
-        """``self.conv(x)``; in inference with a channels-last copy of the weight, kept while it is unchanged.
+    @torch.jit.unused
+    def _cached_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """``self.conv(x)`` with a channels-last copy of the weight, kept while the weight is unchanged.
 
         oneDNN would otherwise reorder the (contiguous) weight to the input's layout on every call.
         """
         weight = self.conv.weight
-        if torch.is_grad_enabled() and weight.requires_grad:
-            return self.conv(x)
         key = weights_key(weight)
         if self._channels_last_weight is None or self._channels_last_weight[0] != key:
             self._channels_last_weight = (key, weight.detach().contiguous(memory_format=torch.channels_last))
@@ -187,7 +245,7 @@ class BGU(nn.Module):
     """Channel bifurcate gate unit: ``fc2(x1 * GELU(x2))`` with ``x1, x2 = chunk(fc1(x), 2)``.
 
     Works on channels-last tensors. ``fc1`` expands to ``mlp_ratio * dim`` (with bias), ``fc2`` maps
-    half of that back to ``dim`` (no bias). Without autograd the GELU and the gate run in place in
+    half of that back to ``dim`` (no bias). In eager inference the GELU and the gate run in place in
     ``fc1``'s output.
     """
 
@@ -203,8 +261,8 @@ class BGU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.fc1(x)
         x1, x2 = hidden.chunk(2, dim=-1)
-        if hidden.requires_grad:
+        if not torch.jit.is_scripting() and _inference_in_place(hidden):
+            gated = x1.mul_(gelu_(x2, self.act.approximate))  # saves two large allocations
+        else:
             gated = x1 * self.act(x2)
-        else:  # inference: gate inside fc1's output, saving two large allocations (page faults on CPU)
-            gated = x1.mul_(gelu_(x2, self.act.approximate))
         return self.drop2(self.fc2(self.drop1(gated)))

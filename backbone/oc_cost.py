@@ -20,8 +20,6 @@ are estimates, not measurements (no GPU was available when this was written): th
 that a GEMM is far cheaper per multiply-add than a depthwise convolution with a long kernel.
 """
 
-from __future__ import annotations
-
 import functools
 import math
 from dataclasses import dataclass

@@ -5,8 +5,6 @@ size), so there is no wrap-around and the result is exact up to rounding; autogr
 the transforms. Half-precision inputs are computed in float32 (CPU FFTs have no half kernels).
 """
 
-from __future__ import annotations
-
 import torch
 
 __all__ = ["fft_conv1d", "fft_size"]

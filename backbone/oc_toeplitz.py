@@ -2,12 +2,14 @@
 
 Along an axis of length n, a zero-padded correlation with an odd kernel ``w`` of K <= 2n - 1 taps is
 ``y = T @ x`` with ``T[i, j] = w[j - i + K // 2]`` (zero outside the band), one n x n matrix per
-channel. Forward is one batched matmul per image; backward is two more (input gradient, and the
-gram ``grad @ x^T`` whose diagonal sums are the kernel gradient). ``T`` is rebuilt in backward
-rather than saved, so the path keeps no more than the direct convolution does.
-"""
+channel, built from the kernel by a gather (:func:`toeplitz`).
 
-from __future__ import annotations
+Two formulations: :func:`toeplitz_pass`, one plain ``matmul`` that autograd differentiates and every
+tracer records at symbolic sizes; and, for eager PyTorch, :func:`toeplitz_conv1d`, one batched
+matmul per image whose backward is two more (input gradient, and the gram ``grad @ x^T`` whose
+diagonal sums are the kernel gradient), with ``T`` rebuilt in backward rather than saved, so the
+path keeps no more than the direct convolution does.
+"""
 
 import functools
 
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-__all__ = ["toeplitz", "toeplitz_conv1d", "toeplitz_matmul"]
+__all__ = ["toeplitz", "toeplitz_conv1d", "toeplitz_matmul", "toeplitz_pass"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -26,15 +28,27 @@ def _toeplitz_index(n: int, device: torch.device) -> torch.Tensor:
 
 
 def toeplitz(weight: torch.Tensor, n: int) -> torch.Tensor:
-    """The (C, n, n) matrices ``T[c, i, j] = weight[c, j - i + K // 2]`` (zero outside) of a (C, K) kernel."""
+    """The (C, n, n) matrices ``T[c, i, j] = weight[c, j - i + K // 2]`` (zero outside) of a (C, K) kernel.
+
+    Built by index arithmetic and one gather, with no branch on ``n`` or ``K``: traceable at a
+    symbolic ``n`` (torch.compile, torch.export, ONNX, FX, TorchScript).
+    """
     taps = weight.shape[-1]
-    full = 2 * n - 1
-    if taps > full:  # taps beyond +-(n - 1) never meet the input
-        weight = weight.narrow(-1, (taps - full) // 2, full)
-    elif taps < full:
-        weight = F.pad(weight, ((full - taps) // 2, (full - taps) // 2))
-    # A gather is several times faster than copying a flipped unfold() view.
-    return weight.index_select(-1, _toeplitz_index(n, weight.device)).view(weight.shape[0], n, n)
+    steps = torch.arange(n, device=weight.device)
+    index = steps[None, :] - steps[:, None] + taps // 2
+    index = torch.where((index >= 0) & (index < taps), index, taps)  # taps: the appended zero
+    return F.pad(weight, (0, 1))[:, index]
+
+
+def toeplitz_pass(x: torch.Tensor, weight: torch.Tensor, dim: int) -> torch.Tensor:
+    """Depthwise 'same' correlation of NCHW ``x`` with a (C, K) kernel along ``dim`` as one plain matmul.
+
+    The traceable formulation (autograd differentiates the gather and the matmul); any ``K``.
+    """
+    matrix = toeplitz(weight, x.shape[dim])
+    if dim == 2:
+        return torch.matmul(matrix, x)  # (C, H, H) @ (B, C, H, W)
+    return torch.matmul(x, matrix.transpose(-1, -2))  # (B, C, H, W) @ (C, W, W)
 
 
 def _diagonal_sums(grams: list[tuple[torch.Tensor, torch.Tensor]], n: int, taps: int) -> torch.Tensor:

@@ -8,9 +8,12 @@ together give each position a global receptive field. ``fixed`` mode runs the st
 Each pass is computed by the fastest of three exact paths for its shape, chosen by a measured cost
 model (:mod:`.oc_cost`): ``direct`` (``F.conv2d``), ``gemm`` (Toeplitz matmul, :mod:`.oc_toeplitz`)
 or ``fft`` (:mod:`.oc_fft`). ``path=`` or :func:`force_oc_path` forces one for debugging/benchmarks.
+That is eager PyTorch. Traced (``torch.compile``, ``torch.export``/ONNX, FX, TorchScript) the module
+is one formulation with no Python-side state and no branch on sizes: kernels resized by
+``F.interpolate`` to ``2n - 1`` taps, Toeplitz matrices gathered by index arithmetic, two ``matmul``
+calls (:func:`oc_matmul`). Under ``torch.jit.trace`` (FLOP counters) it is the two depthwise
+convolutions it is defined as.
 """
-
-from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,21 +23,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import autocast_dtype, weights_key
+from .layers import autocast_dtype, eager_fast_paths, weights_key
 from .oc_cost import PATHS, PassShape, choose_path
 from .oc_fft import fft_conv1d
-from .oc_toeplitz import toeplitz_conv1d
+from .oc_toeplitz import toeplitz_conv1d, toeplitz_pass
 
 __all__ = [
     "OC_MODES",
     "OC_PATHS",
     "OversizedConv2d",
     "force_oc_path",
+    "oc_matmul",
     "oc_pass",
     "oc_pass_shapes",
     "oversized_conv",
     "plan_oc_paths",
     "resize_oc_kernel",
+    "resize_taps",
 ]
 
 OC_MODES = ("adaptive", "fixed")
@@ -68,8 +73,40 @@ def resize_oc_kernel(weight: torch.Tensor, length: int, axis: int) -> torch.Tens
         raise ValueError(f"expected an OC kernel (C, 1, K, 1) or (C, 1, 1, K), got {tuple(weight.shape)}")
     if weight.shape[axis] == length:
         return weight
-    size = (length, 1) if axis == 2 else (1, length)
-    return F.interpolate(weight, size=size, mode="bilinear", align_corners=True)
+    resized = resize_taps(weight.flatten(1), length)
+    return (
+        resized.view(weight.shape[0], 1, length, 1)
+        if axis == 2
+        else resized.view(weight.shape[0], 1, 1, length)
+    )
+
+
+def resize_taps(kernel: torch.Tensor, length: int) -> torch.Tensor:
+    """A (C, K) kernel resized to (C, ``length``) taps: linear, both end taps kept.
+
+    ``F.interpolate(..., mode="bilinear", align_corners=True)``'s definition (tap ``i`` samples
+    ``i * (K - 1) / (length - 1)``; a single tap takes the first), computed in float64 (ATen's CPU
+    kernel rounds the sample positions in float32) by index arithmetic with no branch or reshape on
+    ``length``, so it traces at symbolic sizes.
+    """
+    taps = kernel.shape[-1]
+    exact = torch.float32 if kernel.device.type == "mps" else torch.float64  # MPS has no float64
+    steps = torch.arange(length, device=kernel.device, dtype=exact)
+    scale = (taps - 1) / steps[-1:].clamp_min(1.0)  # (1,)
+    position = steps * scale
+    low = position.long()
+    high = (low + 1).clamp_max(taps - 1)
+    frac = (position - low).to(kernel.dtype)
+    return kernel[:, low] * (1 - frac) + kernel[:, high] * frac
+
+
+def oc_matmul(x: torch.Tensor, kernel_h: torch.Tensor, kernel_w: torch.Tensor) -> torch.Tensor:
+    """The OC of NCHW ``x`` with (C, Kh) / (C, Kw) kernels as two Toeplitz matmuls (any odd K).
+
+    Standard ops only and no branch on sizes: what tracers and exporters record.
+    """
+    vertical = toeplitz_pass(x, kernel_h.to(x.dtype), 2)
+    return toeplitz_pass(vertical, kernel_w.to(x.dtype), 3)
 
 
 def oc_pass_shapes(x_shape: Sequence[int], taps_h: int, taps_w: int) -> tuple[PassShape, PassShape]:
@@ -234,10 +271,30 @@ class OversizedConv2d(nn.Module):
         return self._resized[1], self._resized[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            if eager_fast_paths():
+                return self._forward_eager(x)
+            if torch.jit.is_tracing():
+                return self._forward_direct(x)
+        kernel_h, kernel_w = self.conv_h.weight.flatten(1), self.conv_w.weight.flatten(1)  # (C, K)
+        if self.mode == "adaptive":
+            kernel_h = resize_taps(kernel_h, 2 * x.shape[2] - 1)
+            kernel_w = resize_taps(kernel_w, 2 * x.shape[3] - 1)
+        return oc_matmul(x, kernel_h, kernel_w)
+
+    @torch.jit.unused
+    def _forward_eager(self, x: torch.Tensor) -> torch.Tensor:
+        """The fastest exact path per pass (cost model), with the inference caches of :meth:`kernels_for`."""
         weight_h, weight_w = self.kernels_for(x.shape[-2], x.shape[-1])
         cache = None if self._tracks_grad() else self._toeplitz
         path = None if self.path == "auto" else self.path
         return oversized_conv(x, weight_h, weight_w, path=path, toeplitz_cache=cache)
+
+    @torch.jit.unused
+    def _forward_direct(self, x: torch.Tensor) -> torch.Tensor:
+        """The two depthwise convolutions with this input's kernels (``torch.jit.trace``: FLOP counters)."""
+        weight_h, weight_w = self._sized(x.shape[-2], x.shape[-1])
+        return oversized_conv(x, weight_h, weight_w, path="direct")
 
     def extra_repr(self) -> str:
         path = "" if self.path == "auto" else f", path={self.path}"

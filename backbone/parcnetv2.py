@@ -10,18 +10,17 @@ checkpoints (``downsample_layers.{i}``, ``stages.{i}.{j}``, ``norm``, ``head``),
 Paper: https://arxiv.org/abs/2211.07157 -- official code: https://github.com/XuRuihan/ParCNetV2
 """
 
-from __future__ import annotations
-
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
-from torch.utils.checkpoint import checkpoint
+from timm.layers import DropPath, calculate_drop_path_rates, trunc_normal_
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices  # what timm's own models import
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from .checkpoint import adapt_state_dict, read_checkpoint, strip_prefixes, unwrap_state_dict
 from .layers import (
@@ -29,6 +28,7 @@ from .layers import (
     Downsample,
     L2LayerNorm,
     Scale,
+    eager_fast_paths,
     gelu_,
     pointwise_to_channels_first,
     pointwise_to_channels_last,
@@ -69,21 +69,21 @@ class ParCTokenMixer(nn.Module):
         self.pwconv2 = nn.Conv2d(hidden // 2, dim, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The spatial part runs channels-first (what the OC's matmuls and the 7x7 conv want); the two
-        # 1x1 convs are matmuls whose transposed operands do the layout changes at no extra cost.
+        # The spatial part runs channels-first (what the OC's matmuls and the 7x7 conv want); in eager
+        # PyTorch the two 1x1 convs are matmuls whose transposed operands do the layout changes.
         x = pointwise_to_channels_first(x, self.pwconv1.weight, self.pwconv1.bias)
         gate, branch = x.chunk(2, dim=1)
-        if x.requires_grad:
-            branch = self.act(branch)
-            return pointwise_to_channels_last(gate * self._spatial(branch), self.pwconv2.weight)
-        # inference: activate and gate inside pwconv1's output (fewer large allocations)
-        spatial = self._spatial(gelu_(branch, self.act.approximate))
-        gated = gate.mul_(spatial) if spatial.dtype == gate.dtype else gate * spatial
+        if not torch.jit.is_scripting() and eager_fast_paths() and not x.requires_grad:
+            # inference: activate and gate inside pwconv1's output (fewer large allocations)
+            spatial = self._spatial(gelu_(branch, self.act.approximate))
+            gated = gate.mul_(spatial) if spatial.dtype == gate.dtype else gate * spatial
+        else:
+            gated = gate * self._spatial(self.act(branch))
         return pointwise_to_channels_last(gated, self.pwconv2.weight)
 
     def _spatial(self, branch: torch.Tensor) -> torch.Tensor:
         """Oversized conv + 7x7 depthwise conv of the activated branch."""
-        return self.dwconv1(branch).add_(self.dwconv2(branch))
+        return self.dwconv1(branch) + self.dwconv2(branch)
 
 
 class ParCNetV2Block(nn.Module):
@@ -114,16 +114,21 @@ class ParCNetV2Block(nn.Module):
         self.res_scale2 = Scale(dim, res_scale_init_value) if res_scale_init_value else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting() and eager_fast_paths() and not torch.is_grad_enabled():
+            return self._forward_in_place(x)
+        x = self.res_scale1(x) + self.drop_path1(self.token_mixer(self.norm1(x)))
+        return self.res_scale2(x) + self.drop_path2(self.mlp(self.norm2(x)))
+
+    @torch.jit.unused
+    def _forward_in_place(self, x: torch.Tensor) -> torch.Tensor:
+        """Eager inference: the residual sums are written into the branch outputs (fresh tensors)."""
         x = self._residual(x, self.res_scale1, self.drop_path1(self.token_mixer(self.norm1(x))))
         return self._residual(x, self.res_scale2, self.drop_path2(self.mlp(self.norm2(x))))
 
     @staticmethod
     def _residual(x: torch.Tensor, scale: nn.Module, y: torch.Tensor) -> torch.Tensor:
-        """``scale(x) + y``; a res-scale is folded into one ``addcmul``.
-
-        In inference the sum is written into the branch output ``y`` (a fresh tensor) when that keeps
-        the dtype the out-of-place sum would have.
-        """
+        """``scale(x) + y``, written into ``y`` (a res-scale folded into ``addcmul_``) when that keeps the
+        dtype the out-of-place sum would have."""
         weight = scale.scale if isinstance(scale, Scale) else None
         dtypes = {x.dtype, y.dtype} if weight is None else {x.dtype, y.dtype, weight.dtype}
         if y.requires_grad or len(dtypes) > 1 or y.shape != x.shape:
@@ -134,16 +139,22 @@ class ParCNetV2Block(nn.Module):
 class ParCNetV2Stage(nn.Sequential):
     """A stage of blocks: NCHW in, NCHW out (channels-last inside, as the published blocks)."""
 
-    grad_checkpointing: bool = False
+    def __init__(self, *blocks: nn.Module) -> None:
+        super().__init__(*blocks)
+        self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)
-        for block in self:
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, use_reentrant=False)
-            else:
+        if self.grad_checkpointing and not torch.jit.is_scripting() and torch.is_grad_enabled():
+            x = self._checkpointed(x)
+        else:
+            for block in self:
                 x = block(x)
         return x.permute(0, 3, 1, 2)
+
+    @torch.jit.unused
+    def _checkpointed(self, x: torch.Tensor) -> torch.Tensor:
+        return checkpoint_seq(self, x)
 
 
 class ParCNetV2(nn.Module):
@@ -162,6 +173,8 @@ class ParCNetV2(nn.Module):
         drop_rate: dropout before the classifier (timm's ``--drop``), used when ``head_dropout`` is None.
         head_dropout: dropout before the classifier (the published flag; it crashed there when > 0).
         drop_path_rate: stochastic depth, rising linearly over all blocks.
+        device, dtype: where and in which dtype the parameters are created (timm's factory kwargs;
+            ``device="meta"`` allocates nothing).
     """
 
     def __init__(
@@ -178,6 +191,8 @@ class ParCNetV2(nn.Module):
         drop_rate: float = 0.0,
         head_dropout: float | None = None,
         drop_path_rate: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -198,41 +213,46 @@ class ParCNetV2(nn.Module):
         self.oc_mode = oc_mode
         self.num_features = self.head_hidden_size = dims[-1]
 
-        self.downsample_layers = nn.ModuleList()
-        for i in range(num_stages):
-            if i == 0:
-                layer = Downsample(in_chans, dims[0], kernel_size=7, stride=4, padding=2, post_norm=True)
-            else:
-                layer = Downsample(dims[i - 1], dims[i], kernel_size=3, stride=2, padding=1, pre_norm=True)
-            self.downsample_layers.append(layer)
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            self.downsample_layers = nn.ModuleList()
+            for i in range(num_stages):
+                if i == 0:
+                    layer = Downsample(in_chans, dims[0], kernel_size=7, stride=4, padding=2, post_norm=True)
+                else:
+                    layer = Downsample(
+                        dims[i - 1], dims[i], kernel_size=3, stride=2, padding=1, pre_norm=True
+                    )
+                self.downsample_layers.append(layer)
 
-        total = sum(depths)
-        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]  # linear 0 -> rate
-        self.stages = nn.ModuleList()
-        self.feature_info = []
-        for i in range(num_stages):
-            offset = sum(depths[:i])
-            self.stages.append(
-                ParCNetV2Stage(
-                    *[
-                        ParCNetV2Block(
-                            dims[i],
-                            kernel_sizes[i],
-                            oc_mode=oc_mode,
-                            mlp_ratio=mlp_ratio,
-                            drop_path=rates[offset + j],
-                            res_scale_init_value=res_scale_init_values[i],
-                        )
-                        for j in range(depths[i])
-                    ]
+            rates = calculate_drop_path_rates(
+                drop_path_rate, list(depths), stagewise=True
+            )  # linear 0 -> rate
+            self.stages = nn.ModuleList()
+            self.feature_info = []
+            for i in range(num_stages):
+                self.stages.append(
+                    ParCNetV2Stage(
+                        *[
+                            ParCNetV2Block(
+                                dims[i],
+                                kernel_sizes[i],
+                                oc_mode=oc_mode,
+                                mlp_ratio=mlp_ratio,
+                                drop_path=rates[i][j],
+                                res_scale_init_value=res_scale_init_values[i],
+                            )
+                            for j in range(depths[i])
+                        ]
+                    )
                 )
-            )
-            self.feature_info.append(dict(num_chs=dims[i], reduction=4 * 2**i, module=f"stages.{i}"))
+                self.feature_info.append(dict(num_chs=dims[i], reduction=4 * 2**i, module=f"stages.{i}"))
 
-        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-        self.head_drop = nn.Dropout(drop_rate if head_dropout is None else head_dropout)
-        self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(self._init_weights)
+            self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+            self.head_drop = nn.Dropout(drop_rate if head_dropout is None else head_dropout)
+            self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+            self.apply(self._init_weights)
+        if dtype is not None:
+            self.to(dtype)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -242,8 +262,14 @@ class ParCNetV2(nn.Module):
                 nn.init.zeros_(module.bias)
 
     # ----------------------------------------------------------------------------- input checks
+    @torch.jit.unused
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` for anything but a (B, in_chans, H, W) tensor with H, W >= 32."""
+        """Raise ``ValueError`` for anything but a (B, in_chans, H, W) tensor with H, W >= 32.
+
+        Also while compiling or exporting (as shape guards); skipped by FX's symbolic tracer.
+        """
+        if is_fx_symbolic_tracing():
+            return
         if x.ndim != 4:
             raise ValueError(f"ParCNetV2 expects a 4-D (B, C, H, W) tensor, got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_chans:
@@ -289,10 +315,13 @@ class ParCNetV2(nn.Module):
                 raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
             self.global_pool = global_pool
         self.num_classes = num_classes
-        device = self.downsample_layers[0].conv.weight.device
+        weight = self.downsample_layers[0].conv.weight
         self.head = (
-            nn.Linear(self.num_features, num_classes, device=device) if num_classes > 0 else nn.Identity()
+            nn.Linear(self.num_features, num_classes, device=weight.device, dtype=weight.dtype)
+            if num_classes > 0
+            else nn.Identity()
         )
+        self.head.train(self.training)
         if num_classes > 0:
             self._init_weights(self.head)
 
@@ -311,7 +340,8 @@ class ParCNetV2(nn.Module):
         """
         if output_fmt != "NCHW":
             raise ValueError(f"ParCNetV2 intermediates are NCHW only, got output_fmt={output_fmt!r}")
-        self.check_input(x)
+        if not torch.jit.is_scripting():
+            self.check_input(x)
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         intermediates = []
         last = max_index if stop_early or intermediates_only else len(self.stages) - 1
@@ -336,7 +366,8 @@ class ParCNetV2(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's (B, num_features, H/32, W/32) map."""
-        self.check_input(x)
+        if not torch.jit.is_scripting():
+            self.check_input(x)
         for downsample, stage in zip(self.downsample_layers, self.stages, strict=True):
             x = stage(downsample(x))
         return x

@@ -1,13 +1,13 @@
 """Parameters and FLOPs of a detector/segmentor at a fixed input size, oversized convolution included.
 
-mmengine's ``FlopAnalyzer`` traces the real forward, so whatever the oversized convolution (OC) runs
-(a direct ``conv2d``, a Toeplitz matmul or an FFT, chosen per shape by the backbone) would be counted
-as that implementation's ops, and FFTs not at all. Here every ``OversizedConv2d`` is counted instead as
-the direct depthwise convolution it equals: ``B*C*H*W * (Kh + Kw)`` multiply-adds with the kernel
-lengths it actually applies to that H x W input (``2H-1`` / ``2W-1`` in ``adaptive`` mode, the stored
-``K`` in ``fixed`` mode; taps beyond ``2n-1`` only ever meet zero padding and are not run, so they are
-not counted). The traced count of each OC module is replaced by that number. As in mmdet/mmseg and the
-papers, one multiply-add counts as one FLOP.
+mmengine's ``FlopAnalyzer`` (what mmdet's and mmseg's own ``get_flops.py`` use) traces the forward
+with ``torch.jit.trace``, under which the backbone records its plain formulation: 1x1 convolutions
+as ``linear`` and every ``OversizedConv2d`` as the two depthwise convolutions it is defined as, with
+the kernel lengths it applies to that H x W input (``2H-1`` / ``2W-1`` in ``adaptive`` mode, the
+stored ``K`` cropped to ``2n-1`` in ``fixed`` mode), whatever algorithm eager PyTorch would run. So
+the default op handles count it, as the direct convolution (``B*C*H*W * (Kh + Kw)``), and this count
+is the one OpenMMLab's own tools print. :func:`oc_direct_flops` computes that OC count analytically
+as a cross-check. As in mmdet/mmseg and the papers, one multiply-add counts as one FLOP.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from parcnetv2.backbone import OversizedConv2d
 
 __all__ = ["Complexity", "dummy_inputs", "oc_direct_flops", "measure_complexity", "format_count"]
@@ -27,6 +26,8 @@ __all__ = ["Complexity", "dummy_inputs", "oc_direct_flops", "measure_complexity"
 
 @dataclass
 class Complexity:
+    """Counts of one forward: ``oc_flops`` analytic, ``oc_traced_flops`` as the analyzer counted the OCs."""
+
     flops: int
     params: int
     backbone_params: int
@@ -83,60 +84,6 @@ def _forward_bound(model: nn.Module, data_samples: list) -> Iterator[None]:
         del model.forward  # back to the class's forward
 
 
-def _direct_oc_forward(self: OversizedConv2d, x: torch.Tensor) -> torch.Tensor:
-    """The OC as two plain depthwise ``conv2d`` calls with its runtime kernels (same output)."""
-    kernels_for = getattr(self, "kernels_for", None)
-    weight_h, weight_w = (
-        kernels_for(*x.shape[-2:]) if kernels_for else (self.conv_h.weight, self.conv_w.weight)
-    )
-    channels = x.shape[1]
-    x = F.conv2d(x, weight_h.to(x.dtype), padding=(weight_h.shape[2] // 2, 0), groups=channels)
-    return F.conv2d(x, weight_w.to(x.dtype), padding=(0, weight_w.shape[3] // 2), groups=channels)
-
-
-@contextmanager
-def _traceable_oc() -> Iterator[None]:
-    """Trace every OC as direct convolutions, whatever algorithm it would pick (GEMM/FFT ops would be
-    miscounted or crash the counter); their traced count is replaced by :func:`oc_direct_flops` anyway."""
-    original = OversizedConv2d.forward
-    OversizedConv2d.forward = _direct_oc_forward
-    try:
-        yield
-    finally:
-        OversizedConv2d.forward = original
-
-
-def _batched_matmul_flops(first: int) -> Any:
-    """FLOP handle for ``bmm``/``baddbmm``: (b, n, k) @ (b, k, m) -> b*n*k*m multiply-adds.
-
-    ``first`` is the index of the left operand (1 for ``baddbmm(bias, a, b)``); an ``out=`` argument
-    is ignored (mmengine's own ``bmm`` handle asserts exactly two inputs).
-    """
-    from mmengine.analysis.jit_handles import get_shape
-
-    def handle(inputs: list, outputs: list) -> int:
-        left, right = get_shape(inputs[first]), get_shape(inputs[first + 1])
-        batch, rows, inner = left
-        return batch * rows * inner * right[-1]
-
-    return handle
-
-
-def _extra_op_handles() -> dict[str, Any]:
-    """Counters for ops the backbone uses that mmengine's analyzer does not know.
-
-    The backbone computes its 1x1 convolutions as (b)addbmm on the feature map and its norms with
-    ``native_layer_norm``; without these they would silently count as zero.
-    """
-    from mmengine.analysis.jit_handles import norm_flop_counter
-
-    return {
-        "aten::bmm": _batched_matmul_flops(0),
-        "aten::baddbmm": _batched_matmul_flops(1),
-        "aten::native_layer_norm": norm_flop_counter(2),
-    }
-
-
 def _oc_kernel_lengths(module: OversizedConv2d, height: int, width: int) -> tuple[int, int]:
     kernels_for = getattr(module, "kernels_for", None)
     if kernels_for is not None:
@@ -181,12 +128,11 @@ def measure_complexity(
     inputs, samples = dummy_inputs(scope, height, width, device)
     with _forward_bound(model, samples):
         oc = oc_direct_flops(model, lambda: model(inputs))
-        analyzer = FlopAnalyzer(model, (inputs,))
-        analyzer.set_op_handle(**_extra_op_handles())
+        analyzer = FlopAnalyzer(model, (inputs,))  # mmengine's default op handles, as mmdet's tool
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
         analyzer.tracer_warnings("none")
-        with torch.no_grad(), _traceable_oc():
+        with torch.no_grad():
             total = analyzer.total()
             by_module = analyzer.by_module()
             unsupported = dict(analyzer.unsupported_ops())
@@ -195,7 +141,7 @@ def measure_complexity(
     params = parameter_count(model)
     backbone = getattr(model, "backbone", None)
     return Complexity(
-        flops=int(total - traced + sum(oc.values())),
+        flops=int(total),
         params=int(params[""]),
         backbone_params=int(sum(p.numel() for p in backbone.parameters())) if backbone is not None else 0,
         oc_flops=int(sum(oc.values())),

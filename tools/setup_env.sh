@@ -49,15 +49,32 @@ else
 fi
 "${pip[@]}" install -q "$wheel_dir"/mmcv-$mmcv_version-*.whl
 
-log "OpenMMLab, timm and the project's pinned requirements"
+log "OpenMMLab, timm, ONNX and the project's pinned requirements"
 PIP_FIND_LINKS= "${pip[@]}" install -q -r "$repo/requirements.txt"
 "${pip[@]}" install -q --no-build-isolation --no-deps -e "$repo"
 
+# timm's own model tests (tests/test_models.py of the pinned release) are part of the project's tests;
+# they ship only in timm's source distribution, cached here like the mmcv wheel.
+timm_version=$("$venv/bin/python" -c 'import timm; print(timm.__version__)')
+timm_tests="$cache/timm-$timm_version-tests"
+if [[ ! -f "$timm_tests/test_models.py" ]]; then
+  log "timm $timm_version source distribution (its tests/, run by tests/test_timm_suite.py)"
+  work_sdist=$(mktemp -d)
+  "${pip[@]}" download -q --no-deps --no-binary :all: "timm==$timm_version" -d "$work_sdist"
+  tar -xzf "$work_sdist/timm-$timm_version.tar.gz" -C "$work_sdist"
+  rm -rf "$timm_tests.tmp" && mv "$work_sdist/timm-$timm_version/tests" "$timm_tests.tmp"
+  mv "$timm_tests.tmp" "$timm_tests"  # complete or absent, never half-written
+  rm -rf "$work_sdist"
+else
+  log "timm $timm_version tests: cached in $timm_tests"
+fi
+
 log "checking the environment"
 "$venv/bin/python" - <<'PY'
-import mmcv, mmdet, mmseg, mmengine, timm, torch, torchvision  # noqa: F401  (version checks run on import)
+import mmcv, mmdet, mmseg, mmengine, onnx, onnxruntime, timm, torch, torchvision  # noqa: F401
 from mmcv.ops import RoIAlign, nms  # noqa: F401  (compiled ops are present)
 import parcnetv2  # noqa: F401
 print(f"[setup] ok: torch {torch.__version__}, torchvision {torchvision.__version__}, timm {timm.__version__}, "
-      f"mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}")
+      f"mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, "
+      f"onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}")
 PY
