@@ -22,6 +22,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.models import register_notrace_function
 
 from .layers import autocast_dtype, eager_fast_paths, weights_key
 from .oc_cost import PATHS, PassShape, choose_path
@@ -81,6 +82,7 @@ def resize_oc_kernel(weight: torch.Tensor, length: int, axis: int) -> torch.Tens
     )
 
 
+@register_notrace_function  # a leaf for FX (its device test): timm's tracer, and plain FX via fx.wrap below
 def resize_taps(kernel: torch.Tensor, length: int) -> torch.Tensor:
     """A (C, K) kernel resized to (C, ``length``) taps: linear, both end taps kept.
 
@@ -98,6 +100,9 @@ def resize_taps(kernel: torch.Tensor, length: int) -> torch.Tensor:
     high = (low + 1).clamp_max(taps - 1)
     frac = (position - low).to(kernel.dtype)
     return kernel[:, low] * (1 - frac) + kernel[:, high] * frac
+
+
+torch.fx.wrap("resize_taps")
 
 
 def oc_matmul(x: torch.Tensor, kernel_h: torch.Tensor, kernel_w: torch.Tensor) -> torch.Tensor:

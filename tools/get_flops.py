@@ -3,9 +3,11 @@
     python tools/get_flops.py CONFIG [--shape H [W]] [--cfg-options k=v ...] [--table-depth N]
 
 ``--shape`` follows mmdet 2.x/mmseg: ``H W`` (one value: square); default 1280 800, the size detection
-papers report. The oversized convolution is counted as the direct convolution it equals with the
-kernels it runs at that size (``2H-1``/``2W-1`` per stage in ``adaptive`` mode), whatever algorithm the
-backbone picks (see ``parcnetv2/detection/complexity.py``). Detectors are counted in ``mode='tensor'``
+papers report. The count is mmengine's ``FlopAnalyzer`` with its default op handles, as in mmdet's own
+``analysis_tools/get_flops.py`` (which measures dataset images instead of a fixed size): the oversized
+convolution is counted as the direct convolution it equals with the kernels it runs at that size
+(``2H-1``/``2W-1`` per stage in ``adaptive`` mode), whatever algorithm eager PyTorch would pick (see
+``parcnetv2/detection/complexity.py``). Detectors are counted in ``mode='tensor'``
 (RPN proposals from a random input, as mmdet's own tool); segmentors without the auxiliary head.
 """
 
@@ -73,7 +75,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(f"Ops not counted (no FLOP handle): {skipped}")
     print(line)
     print("FLOPs count multiply-adds of one forward at this input; NMS and other data-dependent parts vary.")
-    return dict(flops=result.flops, params=result.params, oc_flops=result.oc_flops)
+    return dict(
+        flops=result.flops,
+        params=result.params,
+        oc_flops=result.oc_flops,
+        oc_traced_flops=result.oc_traced_flops,
+    )
 
 
 if __name__ == "__main__":
