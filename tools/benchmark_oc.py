@@ -8,7 +8,9 @@ The table: (1) each OC of ParCNetV2-T (adaptive kernels, batch 1) at 224x224, 51
 800x1333, direct ``F.conv2d`` against the automatically chosen path, forward and forward+backward;
 (2) the peak memory of each path, and of a whole ParCNetV2-T forward+backward at 800x1333 (batch 2)
 with automatic against all-direct paths, adaptive and fixed kernels; (3) the ParCNetV2-T backbone's
-forward (``features_only``) against timm's ``convnext_tiny`` on the same input.
+forward (``features_only``) against timm's ``convnext_tiny`` on the same input; (4) both compiled
+with ``torch.compile`` (inductor, ``fullgraph=True``), forward and forward+backward at 224x224 and
+800x1333, against eager ParCNetV2-T (``--skip-compiled`` leaves out this slow part).
 
 Times are medians of ``--repeats`` runs (4x as many for the 224x224 backbone forward) after a
 warm-up, the compared functions interleaved run by run. Peak memory is the growth of the peak
@@ -44,6 +46,8 @@ import parcnetv2  # noqa: F401  (registers the ParCNetV2 models in timm)
 TINY_DIMS = (64, 128, 320, 512)
 INPUT_SIZES = ((224, 224), (512, 512), (800, 1333))
 TARGETS = {
+    **{f"compiled_{kind}_{size}": 1.2 for kind in ("forward", "fwd+bwd") for size in (224, 800)},
+    **{f"compiled_vs_eager_{kind}_{size}": 1.0 for kind in ("forward", "fwd+bwd") for size in (224, 800)},
     "oc_forward": 10.0,
     "oc_train": 5.0,
     "backbone_224": 1.3,
@@ -200,6 +204,58 @@ def backbone_table(repeats: int) -> dict[str, float]:
     return ratios
 
 
+def _feature_step(model: torch.nn.Module, x: torch.Tensor, train: bool) -> Callable[[], None]:
+    """One forward (no grad) or forward+backward of a ``features_only`` model on ``x``."""
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    def forward_backward() -> None:
+        model.zero_grad(set_to_none=True)
+        sum(f.float().mean() for f in model(x)).backward()
+
+    return forward_backward if train else forward
+
+
+def compiled_table(repeats: int) -> dict[str, float]:
+    """torch.compile (inductor) of ParCNetV2-T and convnext_tiny features, forward and forward+backward."""
+    print("\n## torch.compile (inductor, static shapes, batch 1): ParCNetV2-T vs timm convnext_tiny\n")
+    print(
+        "| input | step | ParCNetV2-T eager | ParCNetV2-T compiled | convnext_tiny compiled "
+        "| compiled / eager | ratio compiled | compile time (ours / convnext) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    ratios = {}
+    for height, width in ((224, 224), (800, 1333)):
+        x = torch.randn(1, 3, height, width)
+        for train in (False, True):
+            torch._dynamo.reset()
+            torch.manual_seed(0)
+            ours = timm.create_model("parcnetv2_tiny", features_only=True).train(train)
+            convnext = timm.create_model("convnext_tiny", features_only=True).train(train)
+            steps, compile_s = {"eager": _feature_step(ours, x, train)}, {}
+            for name, model in (("ours", ours), ("convnext", convnext)):
+                step = _feature_step(torch.compile(model, fullgraph=True), x, train)
+                start = time.perf_counter()
+                step()  # compiles
+                compile_s[name] = time.perf_counter() - start
+                steps[name] = step
+            runs = repeats * 4 if height * width <= 512 * 512 else repeats
+            times = median_times(steps, runs)
+            speedup, ratio = times["ours"] / times["eager"], times["ours"] / times["convnext"]
+            kind = "fwd+bwd" if train else "forward"
+            ratios[f"compiled_{kind}_{height}"] = ratio
+            ratios[f"compiled_vs_eager_{kind}_{height}"] = speedup
+            print(
+                f"| {height}x{width} | {kind} | {times['eager'] * 1e3:.0f} ms | {times['ours'] * 1e3:.0f} ms "
+                f"| {times['convnext'] * 1e3:.0f} ms | {speedup:.2f}x | {ratio:.2f}x "
+                f"| {compile_s['ours']:.0f} s / {compile_s['convnext']:.0f} s |",
+                flush=True,
+            )
+    return ratios
+
+
 def _peak_in_subprocess(kind: str, path: str, threads: int) -> float:
     """Peak memory growth (MiB) of one measured call in a fresh process (see ``_measure_peak``)."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
@@ -270,6 +326,16 @@ def report(results: dict[str, float]) -> None:
         ("backbone forward / convnext_tiny, 800x1333", "backbone_800", "<="),
         ("fwd+bwd peak memory auto / direct, 800x1333 batch 2", "memory", "<="),
         ("same, fixed kernels", "memory_fixed", "<="),
+        *[
+            (f"compiled {kind} / compiled convnext_tiny, {size}", f"compiled_{kind}_{size}", "<=")
+            for kind in ("forward", "fwd+bwd")
+            for size in (224, 800)
+        ],
+        *[
+            (f"compiled / eager ParCNetV2-T {kind}, {size}", f"compiled_vs_eager_{kind}_{size}", "<=")
+            for kind in ("forward", "fwd+bwd")
+            for size in (224, 800)
+        ],
     ]
     for label, key, op in rows:
         if key not in results:
@@ -410,6 +476,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (default 5)")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the peak-memory table")
     parser.add_argument(
+        "--skip-compiled",
+        action="store_true",
+        help="leave out the torch.compile table (minutes of compiling)",
+    )
+    parser.add_argument(
         "--max-direct-macs", type=float, default=1e9, help="calibrate: skip slower direct runs"
     )
     args = parser.parse_args(argv)
@@ -428,6 +499,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.skip_memory:
         results.update(memory_table(args.threads))
     results.update(backbone_table(args.repeats))
+    if not args.skip_compiled:
+        results.update(compiled_table(args.repeats))
     report(results)
     print(f"\n# load average at end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
 

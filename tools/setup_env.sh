@@ -28,7 +28,14 @@ PIP_FIND_LINKS= "${pip[@]}" install -q "$torch_pin" "$torchvision_pin"
 
 py_tag=$("$venv/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
 torch_tag=$("$venv/bin/python" -c 'import torch; print(torch.__version__.replace("+", "_"))')
-wheel_dir="$cache/wheels/mmcv-$mmcv_version-torch$torch_tag-$py_tag"
+# On a machine with a CUDA GPU (and nvcc), mmcv's CUDA ops are built too (FORCE_CUDA=1), into a wheel
+# cached under its own name; elsewhere the CPU ops only.
+cuda_suffix=""
+if command -v nvcc >/dev/null && "$venv/bin/python" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
+  export FORCE_CUDA=1
+  cuda_suffix="-cuda"
+fi
+wheel_dir="$cache/wheels/mmcv-$mmcv_version-torch$torch_tag-$py_tag$cuda_suffix"
 mkdir -p "$wheel_dir"
 if ! compgen -G "$wheel_dir/mmcv-$mmcv_version-*.whl" >/dev/null; then
   log "building mmcv $mmcv_version with ops (about 16 min on 2 cores; cached in $wheel_dir)"

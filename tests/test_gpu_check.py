@@ -1,0 +1,26 @@
+"""The GPU check's CPU dry run: every part of tools/analysis_tools/gpu_check.py runs (small sizes)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mmdet")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_cpu_dry_run():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools/analysis_tools/gpu_check.py"), "--cpu"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "| NO |" not in out  # every OC path within its dtype's tolerance
+    for dtype in ("float32", "float16", "bfloat16"):
+        assert f"| {dtype} | traced |" in out and f"| {dtype} | gemm |" in out
+    assert out.count("| compiled |") == 2 and "Mask R-CNN XT, one training iteration on cpu: loss" in out
