@@ -10,7 +10,9 @@ The table: (1) each OC of ParCNetV2-T (adaptive kernels, batch 1) at 224x224, 51
 with automatic against all-direct paths, adaptive and fixed kernels; (3) the ParCNetV2-T backbone's
 forward (``features_only``) against timm's ``convnext_tiny`` on the same input; (4) both compiled
 with ``torch.compile`` (inductor, ``fullgraph=True``), forward and forward+backward at 224x224 and
-800x1333, against eager ParCNetV2-T (``--skip-compiled`` leaves out this slow part).
+800x1333, against eager ParCNetV2-T (``--skip-compiled`` leaves out this slow part); (5) the eager
+training step (forward+backward) of both at 224x224 batch 8 and 800x1333 batch 1, fp32 and bf16
+autocast, with the spread of the per-run ratio, and the training peak memory at 800x1333 batch 2.
 
 Times are medians of ``--repeats`` runs (4x as many for the 224x224 backbone forward) after a
 warm-up, the compared functions interleaved run by run. Peak memory is the growth of the peak
@@ -48,6 +50,9 @@ INPUT_SIZES = ((224, 224), (512, 512), (800, 1333))
 TARGETS = {
     **{f"compiled_{kind}_{size}": 1.2 for kind in ("forward", "fwd+bwd") for size in (224, 800)},
     **{f"compiled_vs_eager_{kind}_{size}": 1.0 for kind in ("forward", "fwd+bwd") for size in (224, 800)},
+    "train_224": 1.2,
+    "train_800": 1.2,
+    "train_memory": 1.2,
     "oc_forward": 10.0,
     "oc_train": 5.0,
     "backbone_224": 1.3,
@@ -68,8 +73,8 @@ def stage_sizes(height: int, width: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def median_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall time of each function over ``repeats`` interleaved runs, after one warm-up each."""
+def run_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall times of each function over ``repeats`` interleaved runs, after one warm-up each."""
     for fn in functions.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in functions}
@@ -78,7 +83,12 @@ def median_times(functions: dict[str, Callable[[], object]], repeats: int) -> di
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def median_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall time of each function over ``repeats`` interleaved runs, after one warm-up each."""
+    return {name: statistics.median(values) for name, values in run_times(functions, repeats).items()}
 
 
 def machine() -> str:
@@ -256,6 +266,56 @@ def compiled_table(repeats: int) -> dict[str, float]:
     return ratios
 
 
+def training_table(repeats: int) -> dict[str, float]:
+    """Eager forward+backward of ParCNetV2-T and convnext_tiny features, fp32 and bf16 autocast."""
+    print("\n## Training step (features_only, forward+backward, eager): ParCNetV2-T vs timm convnext_tiny\n")
+    print("| input | dtype | ParCNetV2-T | convnext_tiny | ratio | spread (min-max of the ratio) |")
+    print("|---|---|---|---|---|---|")
+    torch.manual_seed(0)
+    models = {
+        "ours": timm.create_model("parcnetv2_tiny", features_only=True).train(),
+        "convnext": timm.create_model("convnext_tiny", features_only=True).train(),
+    }
+    ratios = {}
+    for batch, height, width in ((8, 224, 224), (1, 800, 1333)):
+        x = torch.randn(batch, 3, height, width)
+        for dtype in ("fp32", "bf16"):
+            autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
+
+            def run(model: torch.nn.Module, autocast=autocast, x=x) -> Callable[[], None]:
+                step = _feature_step(model, x, train=True)
+
+                def train_step() -> None:
+                    with autocast:
+                        step()
+
+                return train_step
+
+            per_run = run_times({name: run(model) for name, model in models.items()}, repeats)
+            pairs = [a / b for a, b in zip(per_run["ours"], per_run["convnext"], strict=True)]
+            ours, convnext = statistics.median(per_run["ours"]), statistics.median(per_run["convnext"])
+            ratio = ours / convnext
+            if dtype == "fp32":
+                ratios[f"train_{height}"] = ratio
+            print(
+                f"| {batch}x3x{height}x{width} | {dtype} | {ours * 1e3:.0f} ms | {convnext * 1e3:.0f} ms "
+                f"| {ratio:.2f}x | {min(pairs):.2f}-{max(pairs):.2f}x |",
+                flush=True,
+            )
+    return ratios
+
+
+def training_memory_table(threads: int) -> dict[str, float]:
+    print("\n## Training peak memory (fwd+bwd, 2x3x800x1333, fp32, fresh process per row)\n")
+    print("| model | peak memory |")
+    print("|---|---|")
+    peaks = {}
+    for kind, label in (("train_ours", "ParCNetV2-T"), ("train_convnext", "convnext_tiny")):
+        peaks[kind] = _peak_in_subprocess(kind, "auto", threads)
+        print(f"| {label} | {peaks[kind]:.0f} MiB |", flush=True)
+    return {"train_memory": peaks["train_ours"] / peaks["train_convnext"]}
+
+
 def _peak_in_subprocess(kind: str, path: str, threads: int) -> float:
     """Peak memory growth (MiB) of one measured call in a fresh process (see ``_measure_peak``)."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
@@ -276,6 +336,11 @@ def _measure_peak(kind: str, path: str) -> None:
         (h, w), channels = stage_sizes(800, 1333)[0], TINY_DIMS[0]
         inputs = oc_inputs(channels, h, w, grad=True)
         step = oc_runner(inputs, path, train=True)
+    elif kind in ("train_ours", "train_convnext"):
+        name = "parcnetv2_tiny" if kind == "train_ours" else "convnext_tiny"
+        step = _feature_step(
+            timm.create_model(name, features_only=True).train(), torch.randn(2, 3, 800, 1333), True
+        )
     else:  # "adaptive" or "fixed": the whole backbone
         torch.manual_seed(0)
         model = timm.create_model("parcnetv2_tiny", features_only=True, oc_mode=kind)
@@ -326,6 +391,9 @@ def report(results: dict[str, float]) -> None:
         ("backbone forward / convnext_tiny, 800x1333", "backbone_800", "<="),
         ("fwd+bwd peak memory auto / direct, 800x1333 batch 2", "memory", "<="),
         ("same, fixed kernels", "memory_fixed", "<="),
+        ("training fwd+bwd / convnext_tiny, 224x224 batch 8, fp32", "train_224", "<="),
+        ("training fwd+bwd / convnext_tiny, 800x1333 batch 1, fp32", "train_800", "<="),
+        ("training peak memory / convnext_tiny, 800x1333 batch 2", "train_memory", "<="),
         *[
             (f"compiled {kind} / compiled convnext_tiny, {size}", f"compiled_{kind}_{size}", "<=")
             for kind in ("forward", "fwd+bwd")
@@ -499,6 +567,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.skip_memory:
         results.update(memory_table(args.threads))
     results.update(backbone_table(args.repeats))
+    if not args.skip_training:
+        results.update(training_table(args.repeats))
+        if not args.skip_memory:
+            results.update(training_memory_table(args.threads))
     if not args.skip_compiled:
         results.update(compiled_table(args.repeats))
     report(results)
