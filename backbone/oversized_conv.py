@@ -11,7 +11,8 @@ or ``fft`` (:mod:`.oc_fft`). ``path=`` or :func:`force_oc_path` forces one for d
 That is eager PyTorch. Traced (``torch.compile``, ``torch.export``/ONNX, FX, TorchScript) the module
 is one formulation with no Python-side state and no branch on sizes: kernels resized by
 ``F.interpolate`` to ``2n - 1`` taps, Toeplitz matrices gathered by index arithmetic, two ``matmul``
-calls (:func:`oc_matmul`). Under ``torch.jit.trace`` (FLOP counters) it is the two depthwise
+calls (:func:`oc_matmul`), also for the TorchScript-based ONNX exporter (``dynamo=False``, e.g.
+mmdeploy). Under a plain ``torch.jit.trace`` (mmengine's FLOP counter) it is the two depthwise
 convolutions it is defined as.
 """
 
@@ -279,7 +280,7 @@ class OversizedConv2d(nn.Module):
         if not torch.jit.is_scripting():
             if eager_fast_paths():
                 return self._forward_eager(x)
-            if torch.jit.is_tracing():
+            if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
                 return self._forward_direct(x)
         kernel_h, kernel_w = self.conv_h.weight.flatten(1), self.conv_w.weight.flatten(1)  # (C, K)
         if self.mode == "adaptive":
