@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _run(*args: str, cwd: Path = REPO) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     proc = subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1500
     )
     assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc.stdout
