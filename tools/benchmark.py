@@ -25,6 +25,8 @@ from parcnetv2.detection.compat import allow_mmengine_checkpoints
 from parcnetv2.detection.complexity import dummy_inputs
 from parcnetv2.detection.runtime import config_scope, merge_cfg_options
 
+from parcnetv2.cli import add_debug_argument, run_cli
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Inference FPS of a ParCNetV2 detector or segmentor")
@@ -41,6 +43,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cfg-options", nargs="+", action=DictAction, help="override config settings, key=value"
     )
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -118,4 +121,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_cli(main, sys.argv[1:], prog="benchmark")

@@ -44,6 +44,7 @@ from parcnetv2.backbone.oc_cost import COEFFICIENTS, PATHS, PassShape, pass_feat
 from parcnetv2.backbone.oversized_conv import force_oc_path, oc_pass, oversized_conv, plan_oc_paths
 
 import parcnetv2  # noqa: F401  (registers the ParCNetV2 models in timm)
+from parcnetv2.cli import add_debug_argument, run_cli
 
 TINY_DIMS = (64, 128, 320, 512)
 INPUT_SIZES = ((224, 224), (512, 512), (800, 1333))
@@ -551,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--max-direct-macs", type=float, default=1e9, help="calibrate: skip slower direct runs"
     )
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.command == "_peak":
@@ -578,4 +580,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, sys.argv[1:], prog="benchmark_oc")

@@ -22,6 +22,8 @@ from mmengine.registry import MODELS, init_default_scope
 from parcnetv2.detection.complexity import format_count, measure_complexity
 from parcnetv2.detection.runtime import config_scope, merge_cfg_options
 
+from parcnetv2.cli import add_debug_argument, run_cli
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Params and FLOPs of a ParCNetV2 detector or segmentor")
@@ -33,6 +35,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--cfg-options", nargs="+", action=DictAction, help="override config settings, key=value"
     )
     parser.add_argument("--table-depth", type=int, default=0, help="print a per-module table to this depth")
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -84,4 +87,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_cli(main, sys.argv[1:], prog="get_flops")

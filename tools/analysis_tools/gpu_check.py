@@ -29,6 +29,7 @@ import torch
 from parcnetv2.backbone.oversized_conv import oc_matmul, oversized_conv
 
 import parcnetv2  # noqa: F401  (registers the models)
+from parcnetv2.cli import add_debug_argument, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC_DET = ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
@@ -165,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cpu", action="store_true", help="dry run on the CPU with small sizes")
     parser.add_argument("--repeats", type=int, default=10)
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.cpu:  # compiled through AOTAutograd without inductor's code generation (minutes on a CPU)
         device, repeats, backend = "cpu", 1, "aot_eager"
@@ -190,4 +192,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, sys.argv[1:], prog="gpu_check")
