@@ -11,6 +11,7 @@ import copy
 import itertools
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ class Predictor:
             from mmdet.apis import init_detector
             from mmdet.visualization import DetLocalVisualizer
 
-            self.model = init_detector(cfg, None, device=device)
+            with warnings.catch_warnings():  # "checkpoint is None": the weights and class names come next
+                warnings.simplefilter("ignore", UserWarning)
+                self.model = init_detector(cfg, None, device=device)
             self.visualizer = DetLocalVisualizer(name=_unique("parcnetv2_det"))
         else:
             from mmseg.apis import init_model
