@@ -168,7 +168,7 @@ def pointwise_to_channels_first(
     columns = x.reshape(batch, height * width, channels).mT
     weights = weight.expand(batch, -1, -1)
     out = torch.bmm(weights, columns) if bias is None else torch.baddbmm(bias[:, None], weights, columns)
-    return out.view(batch, -1, height, width)
+    return out.view(batch, weight.shape[0], height, width)
 
 
 def pointwise_to_channels_last(
@@ -182,7 +182,7 @@ def pointwise_to_channels_last(
     rows = x.reshape(batch, channels, height * width).mT
     weights = weight.mT.expand(batch, -1, -1)
     out = torch.bmm(rows, weights) if bias is None else torch.baddbmm(bias, rows, weights)
-    return out.view(batch, height, width, -1)
+    return out.view(batch, height, width, weight.shape[0])
 
 
 class Scale(nn.Module):

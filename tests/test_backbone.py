@@ -447,3 +447,14 @@ def test_bad_inputs_have_clear_errors():
         model(torch.randn(1, 3, 31, 64))
     with pytest.raises(ValueError, match="oc_mode"):
         ParCNetV2(oc_mode="global")
+
+
+def test_empty_batch():
+    """A batch of 0 gives empty outputs of the right shape, in inference and training."""
+    model = small_model().eval()
+    with torch.no_grad():
+        assert model(torch.randn(0, 3, 64, 64)).shape == (0, model.num_classes)
+    model.train()
+    out = model(torch.randn(0, 3, 64, 96))
+    assert out.shape == (0, model.num_classes)
+    out.sum().backward()
