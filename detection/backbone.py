@@ -12,7 +12,7 @@ with or without ``module.``/``backbone.`` prefixes, the classifier dropped, over
 Anything that leaves a backbone parameter unloaded (or a missing file, or a wrong shape) raises a
 ``CheckpointError`` naming the keys; success logs ``loaded N/N backbone tensors``.
 
-This module imports only torch, mmengine and parcnetv2.backbone (no mmdet/mmseg), so both the
+This module imports only torch, timm, mmengine and parcnetv2.backbone (no mmdet/mmseg), so both the
 detection and the segmentation side register the same class.
 """
 
@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from parcnetv2.backbone import VARIANTS, ParCNetV2
@@ -37,6 +36,7 @@ from parcnetv2.backbone.checkpoint import (
     unwrap_state_dict,
 )
 from parcnetv2.backbone.layers import L2LayerNorm
+from timm.layers import LayerNorm2d
 
 __all__ = ["ParCNetV2Backbone", "ARCH_ALIASES", "load_pretrained_backbone"]
 
@@ -56,14 +56,6 @@ CLASSIFIER_PREFIXES = ("head.", "norm.", "head_drop.")
 
 _OUT_NORM = re.compile(r"^norm\d+\.")
 """Keys of the per-stage output norms ``norm{i}`` (new parameters, absent from classification checkpoints)."""
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """Standard LayerNorm over the channels of an NCHW map (weight and bias)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
 
 
 def _out_norm(kind: str, dim: int) -> nn.Module:
