@@ -83,7 +83,7 @@ class ParCTokenMixer(nn.Module):
 
     def _spatial(self, branch: torch.Tensor) -> torch.Tensor:
         """Oversized conv + 7x7 depthwise conv of the activated branch."""
-        return self.dwconv1(branch) + self.dwconv2(branch)
+        return self.dwconv1(branch).add_(self.dwconv2(branch))
 
 
 class ParCNetV2Block(nn.Module):
