@@ -139,4 +139,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:], prog="tools/test.py")
+    try:
+        run_cli(main, sys.argv[1:], prog="tools/test.py")
+    finally:  # shut gloo/NCCL down before interpreter exit (torchrun ranks could abort in teardown)
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()

@@ -105,4 +105,10 @@ def main(argv: Sequence[str] | None = None) -> Runner:
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:], prog="tools/train.py")
+    try:
+        run_cli(main, sys.argv[1:], prog="tools/train.py")
+    finally:  # shut gloo/NCCL down before interpreter exit (torchrun ranks could abort in teardown)
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
