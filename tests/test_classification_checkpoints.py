@@ -34,12 +34,7 @@ class Killed(BaseException):
     """Stands in for SIGKILL: no cleanup handler of ours runs (only BaseException handlers would)."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -30,13 +30,7 @@ TINY_MODEL = ["--model", "parcnetv2_xt", "--model-kwargs", *MODEL_KWARGS, "--inp
 FAST = ["--workers", "0", "--log-interval", "2", "--warmup-epochs", "1", "--lr", "1e-3"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and several threads crawl on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
