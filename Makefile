@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= results
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test test-fast lint
 
 setup:  ## create .venv and install the pinned stack (mmcv built once, then cached in ~/.cache/parcnetv2)
 	bash tools/setup_env.sh
@@ -16,5 +16,9 @@ demo:  ## pretrain -> Mask R-CNN -> UperNet on the built-in data, with a summary
 test:  ## run the test suite on CPU
 	$(PY) -m pytest -q
 
-lint:
+test-fast:  ## the unit tests only (about a minute): everything not marked slow
+	$(PY) -m pytest -q -m "not slow"
+
+lint:  ## ruff check and ruff format --check
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .

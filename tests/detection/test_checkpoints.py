@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -26,16 +25,9 @@ from parcnetv2.detection.runtime import (  # noqa: E402
     resume_from_scratch_warning,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DET = ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
 SEG = ROOT / "configs/upernet/parcnetv2-xt_upernet_1xb4-2k_synthetic-ade-96x96.py"
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"parcnetv2_tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +70,7 @@ def test_test_tool_refuses_a_segmentation_checkpoint_in_one_line(checkpoints) ->
     assert "--allow-partial" in errors[0]
 
 
-def test_test_tool_checks_classification_and_own_checkpoints(checkpoints) -> None:
+def test_test_tool_checks_classification_and_own_checkpoints(load_tool, checkpoints) -> None:
     tool = load_tool("test")
     cfg = tool.build_config(tool.parse_args([str(DET), str(checkpoints["cls"])]))
     with pytest.raises(CheckpointError, match=r"missing backbone \(all \d+ keys\), neck .*, heads "):
@@ -96,7 +88,9 @@ def test_test_tool_checks_classification_and_own_checkpoints(checkpoints) -> Non
         tool.check_checkpoint(cfg, "missing.pth")
 
 
-def test_test_tool_reads_a_url_checkpoint_as_a_local_file(checkpoints, tmp_path, monkeypatch) -> None:
+def test_test_tool_reads_a_url_checkpoint_as_a_local_file(
+    load_tool, checkpoints, tmp_path, monkeypatch
+) -> None:
     """An http(s) checkpoint is downloaded into torch's hub cache, then read weights-only like a path."""
     import shutil
 
@@ -120,7 +114,9 @@ def test_test_tool_reads_a_url_checkpoint_as_a_local_file(checkpoints, tmp_path,
     assert local_checkpoint("plain.pth") == "plain.pth"
 
 
-def test_demo_tool_refuses_mismatched_checkpoints_and_bad_images(checkpoints, tmp_path: Path) -> None:
+def test_demo_tool_refuses_mismatched_checkpoints_and_bad_images(
+    load_tool, checkpoints, tmp_path: Path
+) -> None:
     demo = load_tool("demo")
     image = tmp_path / "shapes.png"
     import numpy as np
@@ -153,7 +149,7 @@ def test_demo_tool_refuses_mismatched_checkpoints_and_bad_images(checkpoints, tm
     assert drawn.read_bytes()[:4] == b"\x89PNG", "--allow-partial draws anyway"
 
 
-def test_max_epochs_option_ends_the_schedule_with_training() -> None:
+def test_max_epochs_option_ends_the_schedule_with_training(load_tool) -> None:
     tool = load_tool("train")
     cfg = tool.build_config(tool.parse_args([str(DET), "--cfg-options", "train_cfg.max_epochs=2"]))
     warmup, cosine = cfg.param_scheduler
@@ -167,7 +163,7 @@ def test_max_epochs_option_ends_the_schedule_with_training() -> None:
     assert [s.end for s in seg.param_scheduler] == [50, 300]
 
 
-def test_resume_into_an_empty_work_dir_warns_and_a_missing_file_fails(tmp_path: Path) -> None:
+def test_resume_into_an_empty_work_dir_warns_and_a_missing_file_fails(load_tool, tmp_path: Path) -> None:
     tool = load_tool("train")
     cfg = tool.build_config(tool.parse_args([str(DET), "--resume", "--work-dir", str(tmp_path)]))
     assert resume_from_scratch_warning(cfg) == (

@@ -5,7 +5,6 @@ Everything runs on CPU with a 1-block-per-stage XT backbone and 96-128 px images
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -22,7 +21,7 @@ pytest.importorskip("pycocotools")
 from mmengine.runner import Runner  # noqa: E402
 from parcnetv2.detection import synthetic  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / synthetic.CONFIG
 SCALE = (128, 128)
 
@@ -63,14 +62,6 @@ def tiny_options(max_epochs: int = 1) -> dict:
             }
         )
     return options
-
-
-def load_tool(name: str):
-    """tools/NAME.py as a module (tools/ is not a package; 'test' would clash with the stdlib)."""
-    spec = importlib.util.spec_from_file_location(f"parcnetv2_tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cli_options(options: dict) -> list[str]:
@@ -185,7 +176,7 @@ def test_resume_from_training_checkpoint(trained, data_root, tmp_path):
     assert (tmp_path / "epoch_2.pth").is_file()
 
 
-def test_our_test_tool_on_the_checkpoint(trained, data_root, tmp_path):
+def test_our_test_tool_on_the_checkpoint(load_tool, trained, data_root, tmp_path):
     work_dir, _ = trained
     test_tool = load_tool("test")
     options = tiny_options()

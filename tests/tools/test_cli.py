@@ -12,7 +12,7 @@ import pytest
 
 from parcnetv2.cli import DEBUG_ENV, one_line, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIS = [
     "classification/train.py",
     "classification/validate.py",

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("mmdet")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_gpu_check_cpu_dry_run():

@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from parcnetv2.backbone import VARIANTS  # noqa: E402
 from parcnetv2.detection.layer_decay import backbone_depths, get_layer_id_layer_wise  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @functools.cache

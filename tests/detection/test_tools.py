@@ -16,7 +16,7 @@ from parcnetv2.backbone import ParCNetV2  # noqa: E402
 from parcnetv2.detection.backbone import ParCNetV2Backbone  # noqa: E402
 from parcnetv2.detection.complexity import oc_direct_flops  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_T = "configs/mask_rcnn/mask-rcnn_parcnetv2-t_fpn_amp-1x_coco.py"
 # one block per stage and few proposals/detections: the real T config's modules, in seconds
 FAST = [
@@ -24,13 +24,6 @@ FAST = [
     "model.test_cfg.rpn.max_per_img=50",
     "model.test_cfg.rcnn.max_per_img=10",
 ]
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"parcnetv2_tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_oc_counted_at_runtime_kernel_size():
@@ -74,7 +67,7 @@ def test_backbone_flops_match_the_published_count():
     assert not uncounted
 
 
-def test_get_flops_on_tiny_t_config(capsys):
+def test_get_flops_on_tiny_t_config(load_tool, capsys):
     get_flops = load_tool("get_flops")
     result = get_flops.main([str(ROOT / TINY_T), "--shape", "256", "192", "--cfg-options", *FAST])
     out = capsys.readouterr().out
@@ -111,7 +104,7 @@ def test_flops_do_not_depend_on_the_oc_algorithm():
     assert results["direct"].oc_flops == results["gemm"].oc_flops > 0
 
 
-def test_convert_classification_checkpoint(tmp_path):
+def test_convert_classification_checkpoint(load_tool, tmp_path):
     convert = load_tool("convert_checkpoint")
     net = ParCNetV2(num_classes=5, depths=(1, 1, 1, 1), dims=(8, 16, 24, 32))
     src = tmp_path / "cls.pth"
@@ -126,7 +119,7 @@ def test_convert_classification_checkpoint(tmp_path):
     assert len(result["loaded"]) == len([k for k in net.state_dict() if not k.startswith(("head.", "norm."))])
 
 
-def test_benchmark_fixed_shape(capsys):
+def test_benchmark_fixed_shape(load_tool, capsys):
     benchmark = load_tool("benchmark")
     result = benchmark.main(
         [

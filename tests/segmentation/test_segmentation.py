@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from parcnetv2.segmentation.synthetic import (  # noqa: E402
     generate_dataset,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SEG_CONFIGS = sorted((REPO / "configs" / "upernet").glob("*.py")) + sorted(
     (REPO / "configs" / "sem_fpn").glob("*.py")
 )
@@ -417,26 +416,19 @@ def test_mmseg_own_tools(tiny_data: Path, tmp_path: Path):
     assert "mIoU" in out
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"parcnetv2_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_shared_tools_serve_segmentation(trained: dict, tmp_path: Path):
+def test_shared_tools_serve_segmentation(load_tool, trained: dict, tmp_path: Path):
     """The repository's tools/{train,test,get_flops,benchmark}.py on a segmentation config."""
     data_root = Path(trained["cfg"].train_dataloader.dataset.data_root)
     options = tiny_cli_options(data_root)
     config = str(quickstart.BUILTIN_CONFIG)
-    runner = _load_tool("train").main([config, "--work-dir", str(tmp_path), "--cfg-options", *options])
+    runner = load_tool("train").main([config, "--work-dir", str(tmp_path), "--cfg-options", *options])
     assert runner.iter == 2 and (tmp_path / "iter_2.pth").is_file()
-    metrics = _load_tool("test").main(
+    metrics = load_tool("test").main(
         [config, str(tmp_path / "iter_2.pth"), "--tta", "--cfg-options", *options]
     )
     assert "mIoU" in metrics
-    flops = _load_tool("get_flops").main([config, "--shape", "75", "101", "--cfg-options", *options])
+    flops = load_tool("get_flops").main([config, "--shape", "75", "101", "--cfg-options", *options])
     assert flops["flops"] > 0 and flops["params"] > 0
-    _load_tool("benchmark").main(
+    load_tool("benchmark").main(
         [config, "--shape", "75", "101", "--max-iter", "2", "--num-warmup", "1", "--cfg-options", *options]
     )
