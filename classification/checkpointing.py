@@ -1,10 +1,11 @@
-"""Training checkpoints (atomic, resumable) and weights-only exports for detection/segmentation.
+"""Training checkpoints (resumable, written atomically) and exports for timm, detection and segmentation.
 
 A training checkpoint is a dict loadable with ``torch.load(weights_only=True)`` holding ``state_dict``
 (the model), optionally ``state_dict_ema``, ``optimizer``, ``scheduler``, ``amp_scaler``, ``epoch``
-(epochs completed), ``num_updates``, per-rank ``rng`` states, ``args``, ``class_to_idx``, ``history``
-and ``best``. timm's loader and ``parcnetv2.backbone.load_checkpoint_into`` read it as is (timm prefers
-the EMA weights when present). ``export_weights`` writes the bare model state dict.
+(epochs completed), ``num_updates``, per-rank ``rng`` states, ``args``, ``class_to_idx``, ``history``,
+``best`` and ``pretrained_cfg``. timm's loader and ``parcnetv2.backbone.load_checkpoint_into`` read it as
+is (timm prefers the EMA weights when present). ``export_weights`` writes the bare model state dict,
+``export_model_folder`` a timm model folder (``save_for_hf``'s layout).
 """
 
 from __future__ import annotations
@@ -12,88 +13,41 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
-import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from parcnetv2.backbone.checkpoint import CheckpointError, read_checkpoint, strip_prefixes, unwrap_state_dict
+from parcnetv2.backbone.checkpoint import (
+    CheckpointError,
+    load_checkpoint_into,
+    read_checkpoint,
+    strip_prefixes,
+    unwrap_state_dict,
+)
+
+from parcnetv2.fileio import atomic_save, atomic_write, atomic_write_folder
 
 __all__ = [
     "CHECKPOINT_FORMAT",
-    "WriteError",
-    "atomic_write",
-    "atomic_save",
-    "remove_stale_temp_files",
+    "MODEL_FOLDER_FILES",
     "peek_checkpoint",
     "capture_rng_state",
     "restore_rng_state",
     "to_plain",
     "read_training_checkpoint",
+    "describe_checkpoint",
+    "read_described_checkpoint",
+    "has_ema_weights",
     "export_weights",
+    "export_model_folder",
 ]
 
 CHECKPOINT_FORMAT = "parcnetv2-classification/1"
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-class WriteError(OSError):
-    """Writing a file failed (disk full, no permission, ...); the message names the file."""
-
-
-def atomic_write(path: str | os.PathLike, write: Any, suffix: str = "") -> Path:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it over ``path``.
-
-    Readers see either the old file or the complete new one, never a partial write. On an error the
-    temporary file is removed and :class:`WriteError` names ``path``; a killed process leaves its
-    temporary file (``.NAME.XXXXXXXX.tmp``), which :func:`remove_stale_temp_files` clears.
-    """
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-        os.close(fd)
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would make results private to the writer
-        os.replace(tmp, path)
-    except BaseException as err:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(err, WriteError) or not isinstance(err, Exception):  # Ctrl-C stays itself
-            raise
-        failure = WriteError(f"cannot write {path}: {type(err).__name__}: {err}")
-        failure.errno = err.errno if isinstance(err, OSError) else None  # e.g. ENOSPC for a full disk
-        raise failure from err
-    return path
-
-
-def remove_stale_temp_files(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
-    """Delete the temporary files that killed :func:`atomic_write` calls for ``folder/NAME`` left behind.
-
-    Only files named exactly as ``atomic_write`` names them for one of ``names`` (``.NAME.`` + the 8
-    random characters of ``tempfile`` + ``.tmp``) are touched. Returns the removed paths.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    patterns = [re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp") for name in names]
-    removed = []
-    for entry in os.scandir(folder):
-        if entry.is_file(follow_symlinks=False) and any(p.fullmatch(entry.name) for p in patterns):
-            os.remove(entry.path)
-            removed.append(Path(entry.path))
-    return sorted(removed)
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` atomically (temporary file + ``os.replace``)."""
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+MODEL_FOLDER_FILES = ("config.json", "model.safetensors")
+"""What a timm model folder (``save_for_hf``'s layout, ``timm.create_model("local-dir:PATH")``) holds."""
 
 
 def to_plain(value: Any) -> Any:
@@ -147,6 +101,61 @@ def read_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return dict(checkpoint)
 
 
+def describe_checkpoint(raw: Any, path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Model name, kwargs, class names and data config recorded with a checkpoint, if any.
+
+    A training checkpoint records them itself; a weights file exported by :func:`export_weights` in its
+    ``<file>.json`` sidecar. Keys: ``model``, ``model_kwargs``, ``classes``, ``input_size``,
+    ``pretrained_cfg`` (only those found).
+    """
+    if isinstance(raw, Mapping) and "args" in raw:
+        args, mapping = raw["args"], raw.get("class_to_idx") or {}
+        cfg = dict(raw.get("pretrained_cfg") or {})
+        return dict(
+            model=args.get("model"),
+            model_kwargs=args.get("model_kwargs") or {},
+            classes=sorted(mapping, key=mapping.get),
+            input_size=cfg.get("input_size"),
+            pretrained_cfg=cfg,
+        )
+    side = Path(f"{path}.json") if path is not None else None
+    info = json.loads(side.read_text()) if side is not None and side.is_file() else {}
+    keys = ("model", "model_kwargs", "classes", "input_size", "pretrained_cfg")
+    return {k: v for k, v in info.items() if k in keys}
+
+
+def read_described_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """Read a checkpoint file or a timm model folder; returns (contents, :func:`describe_checkpoint`).
+
+    A model folder (``config.json`` + ``model.safetensors``, as :func:`export_model_folder` writes it)
+    is described by its ``config.json``: architecture, model args, class names, ``pretrained_cfg``.
+    """
+    folder = Path(path)
+    if not (folder.is_dir() and (folder / "config.json").is_file()):
+        raw = read_checkpoint(path)
+        return raw, describe_checkpoint(raw, path)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except ValueError as err:
+        raise CheckpointError(f"{folder / 'config.json'} is no valid JSON: {err}") from None
+    cfg = dict(config.get("pretrained_cfg") or {})
+    own = ("num_classes", "drop_path_rate", "head_dropout", "drop_rate")  # set by create_classifier
+    model_args = {k: v for k, v in (config.get("model_args") or {}).items() if k not in own}
+    info = dict(
+        model=config.get("architecture"),
+        model_kwargs=model_args,
+        classes=list(config.get("label_names") or []),
+        input_size=cfg.get("input_size"),
+        pretrained_cfg=cfg,
+    )
+    return read_checkpoint(folder / MODEL_FOLDER_FILES[1]), info
+
+
+def has_ema_weights(raw: Any) -> bool:
+    """Whether a loaded checkpoint holds EMA weights (``state_dict_ema``)."""
+    return isinstance(raw, Mapping) and isinstance(raw.get("state_dict_ema"), Mapping)
+
+
 def peek_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
     """A training checkpoint's contents, memory-mapped (cheap to inspect); None when absent or unreadable."""
     try:
@@ -180,7 +189,7 @@ def export_weights(
     if not out.name.endswith((".safetensors", ".pth", ".pt", ".pth.tar")):
         raise ValueError(f"export path must end in .safetensors, .pth, .pt or .pth.tar, got {out}")
     raw = read_checkpoint(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
-    if use_ema and not (isinstance(raw, Mapping) and isinstance(raw.get("state_dict_ema"), Mapping)):
+    if use_ema and not has_ema_weights(raw):
         raise CheckpointError(
             f"{checkpoint if isinstance(checkpoint, (str, os.PathLike)) else 'checkpoint'} "
             "has no EMA weights (state_dict_ema); export without --ema"
@@ -208,6 +217,7 @@ def export_weights(
         "model_kwargs": args.get("model_kwargs") or {},
         "classes": sorted(class_to_idx, key=class_to_idx.get),
         "input_size": (meta.get("pretrained_cfg") or {}).get("input_size"),
+        "pretrained_cfg": meta.get("pretrained_cfg") or {},
         "weights": "ema" if use_ema else "model",
         "epoch": meta.get("epoch"),
         "source": str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None,
@@ -217,3 +227,56 @@ def export_weights(
     text = json.dumps(to_plain(info), indent=2) + "\n"
     atomic_write(Path(f"{out}.json"), lambda tmp: Path(tmp).write_text(text))
     return out
+
+
+def export_model_folder(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    use_ema: bool = False,
+    drop_head: bool = False,
+    model_name: str | None = None,
+) -> Path:
+    """Write a timm model folder (``config.json`` + ``model.safetensors``) as ``timm``'s ``save_for_hf`` does.
+
+    ``timm.create_model("local-dir:OUT", pretrained=True)`` (after ``import parcnetv2``) rebuilds the
+    model (architecture, ``num_classes``, model kwargs) with these weights and their ``pretrained_cfg``
+    (input size, crop, interpolation, mean/std); ``label_names`` holds the class names;
+    ``timm.models.push_to_hf_hub`` uploads the same layout. The model name comes from the checkpoint (or
+    its ``.json`` sidecar), else ``model_name``.
+    """
+    from timm.models._hub import save_for_hf
+
+    from .modeling import create_classifier
+
+    raw, info = read_described_checkpoint(checkpoint)
+    if use_ema and not has_ema_weights(raw):
+        raise CheckpointError(f"{checkpoint} has no EMA weights (state_dict_ema); export without --ema")
+    name = model_name or info.get("model")
+    if not name:
+        raise CheckpointError(f"{checkpoint} does not record its model: pass --model (e.g. parcnetv2_tiny)")
+    state = strip_prefixes(unwrap_state_dict(raw, use_ema=use_ema))
+    if drop_head:
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    head = state.get("head.weight")
+    num_classes = int(head.shape[0]) if head is not None else 0
+    model = create_classifier(name, num_classes, model_kwargs=info.get("model_kwargs"))
+    load_checkpoint_into(model, state)
+    cfg = info.get("pretrained_cfg") or {}
+    data_config = {
+        k: cfg[k] for k in ("input_size", "crop_pct", "interpolation", "mean", "std") if cfg.get(k)
+    }
+    if info.get("input_size") and "input_size" not in data_config:
+        data_config["input_size"] = info["input_size"]
+    classes = list(info.get("classes") or [])
+    model_config = {"label_names": classes} if classes and len(classes) == num_classes else {}
+    return atomic_write_folder(
+        out,
+        lambda tmp: save_for_hf(
+            model,
+            str(tmp),
+            model_config=model_config,
+            safe_serialization=True,
+            data_config=data_config or None,
+        ),
+        replaceable=MODEL_FOLDER_FILES,
+    )

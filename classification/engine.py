@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -12,12 +13,26 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from timm.utils import AverageMeter, accuracy, dispatch_clip_grad
+from timm.utils import AverageMeter, NativeScaler, accuracy, dispatch_clip_grad
 
 from .distributed import DistInfo, all_reduce_sum
-from .records import Progress, format_duration
+from .run_log import Progress, format_duration
 
-__all__ = ["TrainComponents", "train_one_epoch", "evaluate", "accumulation_groups"]
+__all__ = ["autocast_for", "TrainComponents", "train_one_epoch", "evaluate", "accumulation_groups"]
+
+
+def autocast_for(
+    amp: bool, amp_dtype: str, device: torch.device
+) -> tuple[Callable[[], contextlib.AbstractContextManager], NativeScaler | None]:
+    """(autocast context factory, loss scaler or None) for ``--amp``/``--amp-dtype`` on ``device``.
+
+    float16 gets timm's ``NativeScaler``; bfloat16 and fp32 need no loss scaling.
+    """
+    if not amp:
+        return contextlib.nullcontext, None
+    dtype = getattr(torch, amp_dtype)
+    autocast = functools.partial(torch.autocast, device_type=device.type, dtype=dtype)
+    return autocast, NativeScaler(device=device.type) if dtype == torch.float16 else None
 
 
 @dataclass

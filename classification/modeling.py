@@ -36,21 +36,25 @@ def create_classifier(
 
 def data_config_for(
     model: nn.Module,
-    input_size: Sequence[int],
+    input_size: Sequence[int] | None,
     crop_pct: float | None = None,
     interpolation: str = "",
 ) -> dict[str, Any]:
-    """timm's data config for ``model`` at ``input_size``; crop and interpolation default to the model's.
+    """timm's data config for ``model`` at ``input_size`` (S, H W or C H W; None: the model's); crop and
+    interpolation default to the model's.
 
     ParCNetV2's own default is ``crop_pct=1.0`` (resize the short side to the input size, then centre
     crop), as in the authors' development code.
     """
-    size = input_size_3d(input_size)
-    if min(size[1:]) < MIN_INPUT_SIZE:
-        raise ValueError(
-            f"input size {size[1]}x{size[2]} is below ParCNetV2's minimum {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}"
-        )
     if crop_pct is not None and not 0 < crop_pct <= 1.5:
         raise ValueError(f"--crop-pct must be in (0, 1.5], got {crop_pct}")
-    cfg = {"input_size": size, "crop_pct": crop_pct, "interpolation": interpolation}
-    return resolve_data_config(cfg, model=model)
+    cfg = {"crop_pct": crop_pct, "interpolation": interpolation}
+    if input_size:
+        cfg["input_size"] = input_size_3d(input_size)
+    cfg = resolve_data_config(cfg, model=model)
+    height, width = cfg["input_size"][1:]
+    if min(height, width) < MIN_INPUT_SIZE:
+        raise ValueError(
+            f"input size {height}x{width} is below ParCNetV2's minimum {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}"
+        )
+    return cfg

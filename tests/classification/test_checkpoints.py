@@ -20,13 +20,15 @@ from pathlib import Path
 import pytest
 import torch
 from parcnetv2.backbone import CheckpointError
-from parcnetv2.classification import checkpointing, synthetic, train
+from parcnetv2.classification import synthetic, train
+
+from parcnetv2 import fileio
 
 SPEC = synthetic.SyntheticSpec(
     seed=11, image_size=32, train_per_class=4, val_per_class=2, classes=("circle", "square", "stripes")
 )
 TINY = ["--model", "parcnetv2_xt", "--model-kwargs", "depths=(1,1,1,1)", "dims=(8,16,24,32)"]
-FAST = ["--input-size", "32", "-b", "8", "--workers", "0", "--warmup-epochs", "0", "--lr", "1e-3"]
+FAST = ["--img-size", "32", "-b", "8", "--workers", "0", "--warmup-epochs", "0", "--lr", "1e-3"]
 TOP1 = {1: 30.0, 2: 40.0, 3: 35.0}  # scripted val top-1 per epoch: epoch 2 is the best
 
 
@@ -86,6 +88,8 @@ def _check_consistent(out: Path, best_epoch: int) -> None:
 
     weights = load_file(out / "best_weights.safetensors")
     assert all(torch.equal(weights[k], best["state_dict"][k]) for k in weights)
+    folder = load_file(out / "best_model" / "model.safetensors")  # the timm model folder: the same weights
+    assert folder.keys() == weights.keys() and all(torch.equal(folder[k], weights[k]) for k in weights)
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -157,8 +161,20 @@ def _kill_export(monkeypatch, out):
     monkeypatch.setattr(train, "export_weights", export)
 
 
+def _kill_model_folder(monkeypatch, out):
+    def export(*args, **kwargs):
+        leftover = out / ".best_model.killed00.tmp"  # what a kill inside atomic_write_folder leaves
+        leftover.mkdir()
+        (leftover / "config.json").write_text("{")
+        raise Killed
+
+    monkeypatch.setattr(train, "export_model_folder", export)
+
+
 @pytest.mark.parametrize(
-    "kill", [_kill_last_write, _kill_best_copy, _kill_records, _kill_export], ids=lambda f: f.__name__[6:]
+    "kill",
+    [_kill_last_write, _kill_best_copy, _kill_records, _kill_export, _kill_model_folder],
+    ids=lambda f: f.__name__[6:],
 )
 def test_kill_at_each_write_step_then_resume(kill, root, straight, tmp_path, monkeypatch) -> None:
     out = tmp_path / "run"
@@ -190,9 +206,7 @@ def test_disk_full_in_the_best_copy_fails_loudly_and_resume_restores(root, tmp_p
             return real_copy(src, dst, *args, **kwargs)
 
         mp.setattr(train.shutil, "copyfile", full_disk)
-        with pytest.raises(
-            checkpointing.WriteError, match=r"cannot write .*best\.pth\.tar: .*No space"
-        ) as err:
+        with pytest.raises(fileio.WriteError, match=r"cannot write .*best\.pth\.tar: .*No space") as err:
             train.main(_argv(root, out))
     assert err.value.errno == errno.ENOSPC
     assert not list(out.glob(".*.tmp")), "a failed write removes its temporary file"
@@ -211,8 +225,8 @@ def test_disk_full_in_the_last_write_keeps_the_previous_epoch(root, tmp_path, mo
                 raise OSError(errno.ENOSPC, "No space left on device")
             return real_save(obj, f, *args, **kwargs)
 
-        mp.setattr(checkpointing.torch, "save", full_disk)
-        with pytest.raises(checkpointing.WriteError, match=r"cannot write .*last\.pth\.tar"):
+        mp.setattr(torch, "save", full_disk)
+        with pytest.raises(fileio.WriteError, match=r"cannot write .*last\.pth\.tar"):
             train.main(_argv(root, out))
     assert _load(out / "last.pth.tar")["epoch"] == 1 == _load(out / "best.pth.tar")["epoch"]
     assert json.loads((out / "metrics.json").read_text())["run"]["best"]["epoch"] == 1
@@ -286,7 +300,7 @@ def test_only_our_temporary_files_are_removed(tmp_path: Path) -> None:
     ]
     for name in ours + theirs:
         (tmp_path / name).write_bytes(b"x")
-    removed = checkpointing.remove_stale_temp_files(tmp_path, train.RUN_FILES)
+    removed = fileio.remove_stale_temp_files(tmp_path, train.RUN_FILES)
     assert sorted(p.name for p in removed) == sorted(ours)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from parcnetv2.classification import checkpointing, config, data, synthetic
+from parcnetv2.classification import args, checkpointing, data, synthetic
 from parcnetv2.classification.engine import accumulation_groups
 from PIL import Image
+
+from parcnetv2 import fileio
 
 TINY = synthetic.SyntheticSpec(
     seed=3, image_size=32, train_per_class=4, val_per_class=2, classes=("circle", "stripes", "star")
@@ -65,6 +67,18 @@ def test_ensure_reuses_and_refuses_other_sets(tiny_root: Path, tmp_path: Path) -
 
 
 # ------------------------------------------------------------------------------------------ folder checks
+def test_data_path_is_the_root_or_the_split_folder(tiny_root: Path, tmp_path: Path) -> None:
+    by_root = data.scan_split_or_folder(tiny_root, "val")
+    assert data.scan_split_or_folder(tiny_root / "val", "val") == by_root
+    assert data.scan_split_or_folder(tiny_root / "train", "val").root == tiny_root / "train"
+    only_train = tmp_path / "only_train"
+    shutil.copytree(tiny_root / "train", only_train / "train")
+    with pytest.raises(data.DataError, match=r"expected a 'val' folder .*found: \['train'\]"):
+        data.scan_split_or_folder(only_train, "val")
+    with pytest.raises(data.DataError, match="expected a 'val' folder"):
+        data.scan_split_or_folder(tmp_path / "nowhere", "val")
+
+
 def test_missing_and_empty_folders_are_named(tiny_copy: Path, tmp_path: Path) -> None:
     with pytest.raises(data.DataError, match="expected a 'val' folder"):
         data.scan_split(tmp_path, "val")
@@ -133,10 +147,10 @@ def test_unreadable_image_names_its_path(tiny_copy: Path) -> None:
 
 # ------------------------------------------------------------------------------------------ loaders
 def _train_args(**overrides) -> object:
-    args = config.parse_args(["DATA", "--input-size", "32", "-b", "4", "--workers", "0"])
+    parsed = args.parse_train_args(["DATA", "--img-size", "32", "-b", "4", "--workers", "0"])
     for key, value in overrides.items():
-        setattr(args, key, value)
-    return args
+        setattr(parsed, key, value)
+    return parsed
 
 
 def test_train_loader_shards_are_disjoint_and_epoch_seeded(tiny_root: Path) -> None:
@@ -178,61 +192,6 @@ def test_eval_shards_cover_everything_once() -> None:
     assert sorted(sum(shards, [])) == list(range(11))
 
 
-# ------------------------------------------------------------------------------------------ options
-def test_recipe_defaults_and_builtin_defaults() -> None:
-    recipe = config.parse_args(["/data/imagenet"])
-    assert (recipe.model, recipe.epochs, recipe.lr, recipe.warmup_epochs, recipe.batch_size) == (
-        "parcnetv2_tiny",
-        300,
-        4e-3,
-        20,
-        128,
-    )
-    assert (recipe.min_lr, recipe.warmup_lr, recipe.weight_decay, recipe.opt, recipe.sched) == (
-        1e-5,
-        1e-6,
-        0.05,
-        "adamw",
-        "cosine",
-    )
-    assert (recipe.aa, recipe.mixup, recipe.cutmix, recipe.smoothing, recipe.reprob, recipe.remode) == (
-        "rand-m9-mstd0.5-inc1",
-        0.8,
-        1.0,
-        0.1,
-        0.25,
-        "pixel",
-    )
-    assert (recipe.input_size, recipe.train_interpolation, recipe.seed, recipe.drop_path) == (
-        [224],
-        "random",
-        42,
-        0.2,
-    )
-    assert not recipe.amp and not recipe.model_ema and recipe.clip_grad is None
-    builtin = config.parse_args([])
-    assert builtin.builtin_data and builtin.model == "parcnetv2_xt" and builtin.input_size[0] <= 96
-    assert any(s.startswith("input_size=") for s in builtin.filled_defaults)
-    explicit = config.parse_args(["--input-size", "48", "--model", "parcnetv2_tiny"])
-    assert explicit.input_size == [48] and explicit.model == "parcnetv2_tiny"
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["imagenet", "-b", "7"], "must be even"),  # the recipe mixes up pairs
-        (["--grad-accum-steps", "0"], "grad-accum-steps"),
-        (["--lr", "0"], "--lr"),
-        (["--drop-path", "1.5"], "drop-path"),
-        (["a", "--data-dir", "b"], "disagree"),
-    ],
-)
-def test_bad_options_are_rejected(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(SystemExit):
-        config.parse_args(argv)
-    assert message in capsys.readouterr().err
-
-
 def test_input_size_forms_and_minimum() -> None:
     from parcnetv2.classification.modeling import create_classifier, data_config_for
 
@@ -242,6 +201,8 @@ def test_input_size_forms_and_minimum() -> None:
     assert cfg["crop_pct"] == 1.0 and cfg["interpolation"] == "bicubic", "ParCNetV2 evaluates at crop 1.0"
     with pytest.raises(ValueError, match="minimum 32x32"):
         data_config_for(model, [16])
+    assert data_config_for(model, None)["input_size"] == (3, 224, 224), "None: the model's own size"
+    assert data_config_for(model, [3, 48, 64])["input_size"] == (3, 48, 64)
     with pytest.raises(ValueError, match="unknown model"):
         create_classifier("parcnetv2_huge", 3)
 
@@ -256,18 +217,18 @@ def test_accumulation_groups() -> None:
 # ----------------------------------------------------------------------------------------- checkpoint helpers
 def test_atomic_save_leaves_no_partial_file(tmp_path: Path) -> None:
     target = tmp_path / "ck.pth"
-    checkpointing.atomic_save({"a": torch.ones(2)}, target)
+    fileio.atomic_save({"a": torch.ones(2)}, target)
 
     def explode(tmp: str) -> None:
         Path(tmp).write_bytes(b"partial")
         raise RuntimeError("disk full")
 
-    with pytest.raises(checkpointing.WriteError, match=r"cannot write .*ck\.pth: RuntimeError: disk full"):
-        checkpointing.atomic_write(target, explode)
+    with pytest.raises(fileio.WriteError, match=r"cannot write .*ck\.pth: RuntimeError: disk full"):
+        fileio.atomic_write(target, explode)
     assert torch.load(target, weights_only=True)["a"].tolist() == [1.0, 1.0]
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pth"]
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C stays itself, and cleans up too
-        checkpointing.atomic_write(target, lambda tmp: (_ for _ in ()).throw(KeyboardInterrupt()))
+        fileio.atomic_write(target, lambda tmp: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pth"]
 
 
@@ -276,7 +237,7 @@ def test_rng_state_round_trip_is_weights_only_safe(tmp_path: Path) -> None:
 
     state = checkpointing.capture_rng_state()
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
-    checkpointing.atomic_save({"rng": state}, tmp_path / "rng.pth")
+    fileio.atomic_save({"rng": state}, tmp_path / "rng.pth")
     checkpointing.restore_rng_state(torch.load(tmp_path / "rng.pth", weights_only=True)["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
 
@@ -295,15 +256,15 @@ def test_export_refuses_missing_ema_and_bad_suffix(tmp_path: Path) -> None:
 
 
 def test_progress_lines_and_terminal_bar(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from parcnetv2.classification import records
+    from parcnetv2.classification import run_log
 
-    logger = records.setup_logging(tmp_path, primary=True)
-    progress = records.Progress(logger, total=4, interval=2, prefix="[train]")
+    logger = run_log.setup_logging(tmp_path, primary=True)
+    progress = run_log.Progress(logger, total=4, interval=2, prefix="[train]")
     for step in range(1, 5):
         progress.update(step, {"loss": "1.0", "eta": "0:00:01"})
     progress.close()
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
-    bar = records.Progress(logger, total=3, interval=3, prefix="[bar]")
+    bar = run_log.Progress(logger, total=3, interval=3, prefix="[bar]")
     assert bar.bar is not None
     for step in range(1, 4):
         bar.update(step, {"loss": "2.0"})
@@ -314,7 +275,7 @@ def test_progress_lines_and_terminal_bar(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "[train] step 4/4 loss 1.0 eta 0:00:01",
         "[bar] step 3/3 loss 2.0",
     ]
-    records.setup_logging(None, primary=True)  # close the file handler
+    run_log.setup_logging(None, primary=True)  # close the file handler
 
 
 def test_no_weight_decay_on_norms_biases_and_scales() -> None:

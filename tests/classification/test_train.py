@@ -18,6 +18,8 @@ from parcnetv2.backbone import CheckpointError, load_checkpoint_into
 from parcnetv2.classification import export, synthetic, train, validate
 from parcnetv2.classification.data import DataError, UnreadableImageError
 
+from parcnetv2.fileio import WriteError
+
 SPEC = synthetic.SyntheticSpec(
     seed=5,
     image_size=40,
@@ -26,7 +28,7 @@ SPEC = synthetic.SyntheticSpec(
     classes=("circle", "square", "stripes", "checker"),
 )
 MODEL_KWARGS = ["depths=(1,1,1,1)", "dims=(16,24,32,48)"]
-TINY_MODEL = ["--model", "parcnetv2_xt", "--model-kwargs", *MODEL_KWARGS, "--input-size", "32"]
+TINY_MODEL = ["--model", "parcnetv2_xt", "--model-kwargs", *MODEL_KWARGS, "--img-size", "32"]
 FAST = ["--workers", "0", "--log-interval", "2", "--warmup-epochs", "1", "--lr", "1e-3"]
 
 
@@ -125,22 +127,110 @@ def test_validate_matches_training_eval_and_tabulates_sizes(
             "5",
             "-j",
             "0",
-            "--input-size",
+            "--eval-sizes",
             "32",
             "40",
             "--results-file",
             str(tmp_path / "r.json"),
         ]
     )
-    assert [r["input_size"] for r in result["results"]] == [32, 40]
+    assert [r["input_size"] for r in result["results"]] == [[3, 32, 32], [3, 40, 40]]
     assert result["results"][0]["crop_pct"] == 1.0 and result["results"][0]["images"] == 12
     assert result["top1"] == pytest.approx(one_epoch["metrics"]["eval_top1"])
     assert result["loss"] == pytest.approx(one_epoch["metrics"]["eval_loss"], rel=1e-5)
     assert "| input | crop_pct | top-1 (%)" in capsys.readouterr().out
-    assert json.loads((tmp_path / "r.json").read_text())["results"][1]["input_size"] == 40
+    assert json.loads((tmp_path / "r.json").read_text())["results"][1]["input_size"] == [3, 40, 40]
     ema = validate.main([str(root), "--checkpoint", str(out / "best_weights.safetensors"), "-j", "0"])
-    assert ema["model"] == "parcnetv2_xt" and ema["results"][0]["input_size"] == 32
+    assert ema["model"] == "parcnetv2_xt" and ema["results"][0]["input_size"] == [3, 32, 32]
     assert ema["top1"] == pytest.approx(one_epoch["metrics"]["ema_eval_top1"])
+    # timm's size options, and the split folder itself as DATA_PATH: the same numbers
+    for argv in (["--img-size", "32"], ["--input-size", "3", "32", "32"], ["--num-classes", "4"]):
+        same = validate.main([str(root / "val"), "--checkpoint", str(out / "last.pth.tar"), "-j", "0", *argv])
+        assert same["results"][0]["input_size"] == [3, 32, 32]
+        assert same["top1"] == pytest.approx(result["top1"])
+        assert same["loss"] == pytest.approx(result["loss"], rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------- timm model folders
+def test_the_run_folder_holds_a_timm_model_folder_of_the_best_weights(one_epoch: dict, root: Path) -> None:
+    out = Path(one_epoch["output_dir"])
+    folder = out / "best_model"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "parcnetv2_xt" and config["num_classes"] == 4
+    assert config["label_names"] == sorted(SPEC.classes)
+    assert (
+        config["pretrained_cfg"]["input_size"] == [3, 32, 32] and config["pretrained_cfg"]["crop_pct"] == 1.0
+    )
+    model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    reference = timm.create_model("parcnetv2_xt", num_classes=4, depths=(1, 1, 1, 1), dims=(16, 24, 32, 48))
+    load_checkpoint_into(reference, out / "best_weights.safetensors")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference.eval()(x)), "the best (EMA) weights, the same outputs"
+    assert timm.data.resolve_data_config(model=model)["input_size"] == (3, 32, 32)
+    by_folder = validate.main([str(root), "--checkpoint", str(folder), "-j", "0"])
+    assert by_folder["model"] == "parcnetv2_xt" and by_folder["results"][0]["input_size"] == [3, 32, 32]
+    assert by_folder["top1"] == pytest.approx(one_epoch["metrics"]["ema_eval_top1"])
+
+
+def test_export_writes_a_timm_model_folder_for_any_checkpoint(one_epoch: dict, tmp_path: Path) -> None:
+    last = Path(one_epoch["output_dir"]) / "last.pth.tar"
+    x = torch.randn(1, 3, 40, 48)
+    for use_ema, key in ((False, "state_dict"), (True, "state_dict_ema")):
+        folder = export.main([str(last), str(tmp_path / f"model_{key}"), *(["--ema"] if use_ema else [])])
+        model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+        assert _max_diff(model.state_dict(), _weights(last, key)) == 0
+        reference = timm.create_model(
+            "parcnetv2_xt", num_classes=4, depths=(1, 1, 1, 1), dims=(16, 24, 32, 48)
+        )
+        reference.load_state_dict(_weights(last, key))
+        with torch.no_grad():
+            assert torch.equal(model(x), reference.eval()(x))
+    again = export.main([str(last), str(tmp_path / "model_state_dict")])  # a previous export: replaced
+    assert sorted(p.name for p in again.iterdir()) == ["config.json", "model.safetensors"]
+    backbone = export.main([str(last), str(tmp_path / "backbone"), "--no-head"])
+    assert timm.create_model(f"local-dir:{backbone}", pretrained=True).num_classes == 0
+    plain = export.main([str(last), str(tmp_path / "plain.pth")])
+    Path(f"{plain}.json").unlink()
+    with pytest.raises(CheckpointError, match="pass --model"):
+        export.main([str(plain), str(tmp_path / "unnamed")])
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(WriteError, match="holds other things"):
+        export.main([str(last), str(tmp_path / "notes")])
+    with pytest.raises(ValueError, match=r"ends in \.bin"):
+        export.main([str(last), str(tmp_path / "w.bin")])
+
+
+# ----------------------------------------------------------------------------------- acceptance: validate
+def test_validate_a_split_folder_with_timm_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``validate DATA/val --model parcnetv2_xt --num-classes 2 --checkpoint CKPT --input-size 3 64 64``
+    evaluates at 64x64."""
+    spec = synthetic.SyntheticSpec(
+        seed=2, image_size=64, train_per_class=1, val_per_class=2, classes=("circle", "star")
+    )
+    root = synthetic.generate_dataset(tmp_path / "data", spec)
+    checkpoint = tmp_path / "xt.pth"
+    torch.save(timm.create_model("parcnetv2_xt", num_classes=2).state_dict(), checkpoint)
+    shapes = []
+    real_create = validate.create_classifier
+
+    def recording_create(*args, **kwargs):
+        model = real_create(*args, **kwargs)
+        model.register_forward_pre_hook(lambda module, inputs: shapes.append(tuple(inputs[0].shape)))
+        return model
+
+    monkeypatch.setattr(validate, "create_classifier", recording_create)
+    argv = ["--model", "parcnetv2_xt", "--num-classes", "2", "--checkpoint", str(checkpoint), "-j", "0"]
+    result = validate.main([str(root / "val"), *argv, "--input-size", "3", "64", "64"])
+    assert result["results"][0]["input_size"] == [3, 64, 64] and result["results"][0]["images"] == 4
+    assert shapes == [(4, 3, 64, 64)] and result["data"] == str(root / "val")
+    with pytest.raises(DataError, match="--num-classes 2 but .* has 3 class folders"):
+        three = synthetic.SyntheticSpec(
+            seed=2, image_size=64, train_per_class=1, val_per_class=1, classes=("circle", "star", "cross")
+        )
+        validate.main([str(synthetic.generate_dataset(tmp_path / "three", three)), *argv])
 
 
 # ------------------------------------------------------------------------------------------ resume
@@ -249,6 +339,7 @@ PROBE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two torchrun processes: ~20 s
 def test_torchrun_two_processes_gloo(root: Path, tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
@@ -332,12 +423,13 @@ PUBLISHED = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow  # two torchrun processes: ~20 s
 def test_published_command_under_torchrun_feeds_timm(root: Path, tmp_path: Path) -> None:
     """The published recipe's command line as is (then a tiny batch, 1 epoch, small images) under
     torchrun; its checkpoint loads through timm's ``pretrained_cfg_overlay``."""
     out = tmp_path / "published"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    tiny = ["-b", "2", "--epochs", "1", "--input-size", "32", "--workers", "0", "--output", str(out)]
+    tiny = ["-b", "2", "--epochs", "1", "--img-size", "32", "--workers", "0", "--output", str(out)]
     cmd = [*torchrun, "-m", "parcnetv2.classification.train", str(root), *PUBLISHED, *tiny]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -1,4 +1,4 @@
-"""Run records: per-interval progress lines (or a bar on a terminal), per-epoch JSON/CSV, PNG curves."""
+"""A run's log: progress lines (or a bar on a terminal), the per-epoch history as JSON/CSV, PNG curves."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .checkpointing import atomic_write, to_plain
+from parcnetv2.fileio import atomic_write
+
+from .checkpointing import to_plain
 
 __all__ = ["setup_logging", "Progress", "write_history", "plot_history", "format_duration"]
 
