@@ -118,7 +118,7 @@ def _duration(seconds: float) -> str:
 
 def _write_json(path: Path, obj: Any) -> None:
     """Write atomically: a stage counts as done only once its result file is complete."""
-    from parcnetv2.classification.checkpointing import atomic_write
+    from parcnetv2.fileio import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
@@ -182,19 +182,17 @@ def _stage_data(ctx: _Context) -> dict[str, Any]:
 
 
 def _stage_classification(ctx: _Context) -> dict[str, Any]:
-    from parcnetv2.classification.config import BUILTIN_DEFAULTS
+    from parcnetv2.classification.args import CONFIG_DIR
     from parcnetv2.classification.train import main as train_classifier
 
     b, run_dir = ctx.budget, ctx.out / "classification"
-    # the pipeline's defaults for its built-in data (not the ImageNet recipe it uses for a data path)
-    argv = ["--drop-path", "0.0"]
-    for name, value in BUILTIN_DEFAULTS.items():
-        argv += [f"--{name.replace('_', '-')}", *map(str, value if isinstance(value, list) else [value])]
-    argv += [
+    # the pipeline's recipe for its built-in data, with this budget's values on top
+    argv = [
+        "-c", str(CONFIG_DIR / "builtin.yaml"),
         "--data-dir", ctx.results["data"]["cls"],
         "--model", "parcnetv2_xt",
         "--epochs", str(b.cls_epochs),
-        "--input-size", str(b.cls_input_size),
+        "--img-size", str(b.cls_input_size),
         "-b", str(b.cls_batch_size),
         "--lr", str(b.cls_lr),
         "--output", str(run_dir),
