@@ -300,6 +300,9 @@ def test_only_our_temporary_files_are_removed(tmp_path: Path) -> None:
     ]
     for name in ours + theirs:
         (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".best_model.k1ll3d00.tmp").mkdir()  # a killed model-folder export
+    (tmp_path / ".best_model.k1ll3d00.tmp" / "config.json").write_text("{")
+    ours.append(".best_model.k1ll3d00.tmp")
     removed = fileio.remove_stale_temp_files(tmp_path, train.RUN_FILES)
     assert sorted(p.name for p in removed) == sorted(ours)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
