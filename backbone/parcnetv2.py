@@ -22,7 +22,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_c
 from timm.models._features import feature_take_indices  # what timm's own models import
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
-from .checkpoint import adapt_state_dict, read_checkpoint, strip_prefixes, unwrap_state_dict
+from .checkpoint import fit_checkpoint
 from .layers import (
     BGU,
     Downsample,
@@ -388,14 +388,12 @@ class ParCNetV2(nn.Module):
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: ParCNetV2) -> dict[str, torch.Tensor]:
     """Adapt a published or wrapped checkpoint to ``model`` for timm's pretrained loader.
 
-    Unwraps ``state_dict``/``model``/``module`` containers and resizes oversized kernels whose
-    length differs; other shape mismatches raise with the keys named. The classifier (``head.*``)
-    passes through: timm drops it when ``num_classes`` differs. (timm strips ``module.`` itself.)
+    :func:`~parcnetv2.backbone.checkpoint.fit_checkpoint` unwraps ``state_dict``/``model``/``module``
+    containers and resizes oversized kernels whose length differs; other shape mismatches raise with
+    the keys named. The classifier (``head.*``) passes through: timm drops it when ``num_classes``
+    differs, and timm's strict load names any other key that does not fit.
     """
-    state_dict = unwrap_state_dict(state_dict)
-    head = {k: v for k, v in state_dict.items() if k.startswith("head.")}
-    body = adapt_state_dict({k: v for k, v in state_dict.items() if k not in head}, model.state_dict())
-    return {**body, **head}
+    return fit_checkpoint(state_dict, model.state_dict(), strip=(), unchecked=("head.",), strict=False).state
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
@@ -433,16 +431,26 @@ def _has_weight_source(kwargs: dict[str, Any]) -> bool:
     return False
 
 
-def _take_num_classes_from_file(kwargs: dict[str, Any]) -> None:
-    """With ``pretrained_cfg_overlay=dict(file=...)`` and no ``num_classes`` anywhere, build the model with
-    the file's classifier size (a 10-class checkpoint gives a 10-class model, not a load error)."""
+def _read_pretrained_file(kwargs: dict[str, Any]) -> bool:
+    """Read ``pretrained_cfg_overlay=dict(file=...)`` once, with our reader (any wrapper, safetensors,
+    ``weights_only``; the EMA weights first, as timm's file loader), and hand timm the tensors. Without
+    ``num_classes`` anywhere the model gets the file's classifier size (a 10-class checkpoint gives a
+    10-class model, not a load error)."""
     overlay = kwargs.get("pretrained_cfg_overlay")
-    if not isinstance(overlay, dict) or not overlay.get("file") or "num_classes" in overlay:
-        return
-    state = strip_prefixes(unwrap_state_dict(read_checkpoint(overlay["file"])))
+    if (
+        not isinstance(overlay, dict)
+        or not overlay.get("file")
+        or overlay.get("source")
+        or overlay.get("state_dict")
+    ):
+        return False
+    state = fit_checkpoint(overlay["file"], use_ema=True).state
+    overlay = {**overlay, "state_dict": state}
     head = state.get("head.weight")
-    if head is not None and head.ndim == 2:
-        kwargs["pretrained_cfg_overlay"] = {**overlay, "num_classes": int(head.shape[0])}
+    if "num_classes" not in kwargs and "num_classes" not in overlay and head is not None and head.ndim == 2:
+        overlay["num_classes"] = int(head.shape[0])
+    kwargs["pretrained_cfg_overlay"] = overlay
+    return True
 
 
 def _create_parcnetv2(variant: str, arch: str, pretrained: bool = False, **kwargs: Any) -> ParCNetV2:
@@ -451,10 +459,9 @@ def _create_parcnetv2(variant: str, arch: str, pretrained: bool = False, **kwarg
             f"{variant}: no published weights are bundled; pass "
             "pretrained_cfg_overlay=dict(file='/path/to/checkpoint.pth') with pretrained=True"
         )
-    if pretrained and "num_classes" not in kwargs:
-        _take_num_classes_from_file(kwargs)
+    read = pretrained and _read_pretrained_file(kwargs)
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
-    return build_model_with_cfg(
+    model = build_model_with_cfg(
         ParCNetV2,
         variant,
         pretrained,
@@ -462,6 +469,11 @@ def _create_parcnetv2(variant: str, arch: str, pretrained: bool = False, **kwarg
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
         **{**VARIANTS[arch], **kwargs},
     )
+    for module in (model, getattr(model, "model", None)) if read else ():  # tensors for loading only
+        cfg = getattr(module, "pretrained_cfg", None)
+        if isinstance(cfg, dict):
+            cfg.pop("state_dict", None)
+    return model
 
 
 @register_model
