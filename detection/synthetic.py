@@ -8,8 +8,8 @@
 
 Five categories (``CLASSES``: circle, square, triangle, star, cross, the built-in classification set's),
 1-4 non-overlapping objects per image at 15-50 % of the shorter side, polygons as annotations.
-:func:`load_config` loads the ``*_synthetic-coco.py`` config, :func:`set_data_root` points a loaded config
-at another copy of the data.
+:func:`load_config` loads the ``*_synthetic-coco.py`` config through the one config loader,
+:func:`parcnetv2.openmmlab.config.load_config`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 from parcnetv2 import builtin_data
 from parcnetv2.builtin_data import OBJECTS as CLASSES
 from parcnetv2.builtin_data import PALETTE, CocoSpec
-
-from .runtime import set_data_root
+from parcnetv2.openmmlab.config import load_config as _load_config
+from parcnetv2.openmmlab.config import set_data_root
 
 __all__ = [
     "CLASSES",
@@ -75,27 +75,11 @@ def load_config(
     pretrained: str | os.PathLike | None = None,
     options: dict[str, Any] | None = None,
 ) -> Any:
-    """The synthetic-data Mask R-CNN config, ready for ``mmengine.runner.Runner.from_cfg``.
-
-    Args:
-        data_root: where :func:`generate` wrote the data (default: the config's, ``data/synthetic_coco``).
-        work_dir: logs and checkpoints (default: ``work_dirs/<config name>``).
-        pretrained: a classification checkpoint for the backbone (ours or published format).
-        options: further ``--cfg-options``-style overrides (``{'train_cfg.max_epochs': 2}``).
-    """
-    from mmengine.config import Config
-
-    cfg = Config.fromfile(str(config_path()))
-    if data_root is not None:
-        set_data_root(cfg, data_root)
-    cfg.work_dir = (
-        os.fspath(work_dir) if work_dir is not None else os.path.join("work_dirs", Path(CONFIG).stem)
+    """The synthetic-data Mask R-CNN config: :func:`parcnetv2.openmmlab.config.load_config` of
+    :func:`config_path` (``options`` are its ``cfg_options``)."""
+    return _load_config(
+        config_path(), data_root=data_root, work_dir=work_dir, pretrained=pretrained, cfg_options=options
     )
-    if pretrained is not None:
-        cfg.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=os.fspath(pretrained))
-    if options:
-        cfg.merge_from_dict(options)
-    return cfg
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

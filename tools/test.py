@@ -16,34 +16,28 @@ line on stderr with exit status 1 (``--debug`` or ``PARCNETV2_DEBUG=1``: the tra
 from __future__ import annotations
 
 import argparse
-import os
 import os.path as osp
 import sys
 from collections.abc import Sequence
 
-from parcnetv2.cli import add_debug_argument, run_cli  # first: it quiets mmengine's import-time warning
+from parcnetv2.cli import run_cli  # first: it quiets mmengine's import-time warning
 
 # isort: split
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-from parcnetv2.detection.checkpoint_coverage import check_checkpoint_covers
-from parcnetv2.detection.compat import allow_mmengine_checkpoints
-from parcnetv2.detection.runtime import (
-    build_model,
-    config_scope,
-    default_work_dir,
-    local_checkpoint,
-    merge_cfg_options,
-    setup_cpu_distributed,
-)
+from mmengine.config import Config
+
+from parcnetv2.openmmlab import runner as mmrunner
+from parcnetv2.openmmlab.checkpoint_coverage import check_checkpoint_covers
+from parcnetv2.openmmlab.config import config_scope, local_checkpoint, to_tta
+from parcnetv2.openmmlab.weights_only import allow_mmengine_checkpoints
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Evaluate a ParCNetV2 detector or segmentor")
-    parser.add_argument("config", help="test config file path")
+    parser = mmrunner.launch_parser(
+        "Evaluate a ParCNetV2 detector or segmentor",
+        "test config file path",
+        "the dir for the evaluation logs/metrics",
+    )
     parser.add_argument("checkpoint", help="checkpoint file")
-    parser.add_argument("--work-dir", help="the dir for the evaluation logs/metrics")
     parser.add_argument(
         "--out", help="detection: dump predictions to this .pkl; segmentation: save masks here"
     )
@@ -56,20 +50,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--tta", action="store_true", help="test-time augmentation (config's tta_model/tta_pipeline)"
     )
     parser.add_argument(
-        "--cfg-options", nargs="+", action=DictAction, help="override config settings, key=value"
-    )
-    parser.add_argument(
         "--allow-partial",
         action="store_true",
         help="evaluate a checkpoint that leaves part of the model (backbone/neck/heads) untrained",
     )
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    if "LOCAL_RANK" not in os.environ:
-        os.environ["LOCAL_RANK"] = str(args.local_rank)
-    return args
+    return mmrunner.parse_launch_args(parser, argv)
 
 
 def _enable_visualization(cfg: Config, args: argparse.Namespace, scope: str) -> None:
@@ -88,28 +73,17 @@ def _enable_visualization(cfg: Config, args: argparse.Namespace, scope: str) -> 
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
+    cfg = mmrunner.config_from_args(args)
     scope = config_scope(cfg)
-    cfg.launcher = args.launcher
-    merge_cfg_options(cfg, args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get("work_dir") is None:
-        cfg.work_dir = default_work_dir(args.config)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.show or args.show_dir:
         _enable_visualization(cfg, args, scope)
     if args.tta:
-        if "tta_model" not in cfg or "tta_pipeline" not in cfg:
-            raise RuntimeError("--tta needs tta_model and tta_pipeline in the config")
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+        cfg = to_tta(cfg)
     if args.out and scope == "mmseg":
         cfg.test_evaluator["output_dir"] = args.out
         cfg.test_evaluator["keep_results"] = True
-    setup_cpu_distributed(cfg, args.launcher)
     return cfg
 
 
@@ -117,7 +91,7 @@ def check_checkpoint(cfg: Config, checkpoint: str, allow_partial: bool = False) 
     """Refuse (with ``allow_partial``: warn about) a checkpoint file that does not cover the model."""
     model_cfg = cfg.model.module if cfg.model.get("type", "").endswith("TTAModel") else cfg.model
     return check_checkpoint_covers(
-        build_model(cfg, model_cfg), checkpoint, allow_partial=allow_partial, name=checkpoint
+        mmrunner.build_model(cfg, model_cfg), checkpoint, allow_partial=allow_partial, name=checkpoint
     )
 
 
@@ -130,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.out and detection and not args.out.endswith((".pkl", ".pickle")):
         raise ValueError("--out must be a .pkl file for detection configs")
     check_checkpoint(cfg, args.checkpoint, args.allow_partial)
-    runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
+    runner = mmrunner.build_runner(cfg)
     if args.out and detection:
         from mmdet.evaluation import DumpDetResults
 
@@ -141,8 +115,5 @@ def main(argv: Sequence[str] | None = None) -> dict:
 if __name__ == "__main__":
     try:
         run_cli(main, sys.argv[1:], prog="tools/test.py")
-    finally:  # shut gloo/NCCL down before interpreter exit (torchrun ranks could abort in teardown)
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+    finally:
+        mmrunner.shutdown_distributed()

@@ -18,35 +18,31 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from parcnetv2.cli import add_debug_argument, run_cli  # first: it quiets mmengine's import-time warning
+from parcnetv2.cli import run_cli  # first: it quiets mmengine's import-time warning
 
 # isort: split
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-from parcnetv2.detection.compat import allow_mmengine_checkpoints
-from parcnetv2.detection.runtime import (
-    config_scope,
-    default_work_dir,
+
+from parcnetv2.openmmlab import runner as mmrunner
+from parcnetv2.openmmlab.config import (
     enable_amp,
     enable_auto_scale_lr,
-    merge_cfg_options,
     resume_from_scratch_warning,
     set_resume,
-    setup_cpu_distributed,
 )
+from parcnetv2.openmmlab.weights_only import allow_mmengine_checkpoints
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train a ParCNetV2 detector or segmentor")
-    parser.add_argument("config", help="train config file path")
-    parser.add_argument(
-        "--work-dir", help="the dir to save logs and models (default: ./work_dirs/CONFIG_NAME)"
+    parser = mmrunner.launch_parser(
+        "Train a ParCNetV2 detector or segmentor",
+        "train config file path",
+        "the dir to save logs and models (default: ./work_dirs/CONFIG_NAME)",
     )
     parser.add_argument("--amp", action="store_true", default=False, help="enable automatic mixed precision")
     parser.add_argument(
@@ -59,47 +55,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         const="auto",
         help="resume from CKPT; without a value, from the latest checkpoint in the work dir",
     )
-    parser.add_argument(
-        "--cfg-options",
-        nargs="+",
-        action=DictAction,
-        help="override config settings, key=value (data_root=PATH rebases all data paths)",
+    return mmrunner.parse_launch_args(
+        parser, argv, "override config settings, key=value (data_root=PATH rebases all data paths)"
     )
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    if "LOCAL_RANK" not in os.environ:
-        os.environ["LOCAL_RANK"] = str(args.local_rank)
-    return args
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
-    config_scope(cfg)  # detection or segmentation config, nothing else
-    cfg.launcher = args.launcher
-    merge_cfg_options(cfg, args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get("work_dir") is None:
-        cfg.work_dir = default_work_dir(args.config)
+    cfg = mmrunner.config_from_args(args)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
     set_resume(cfg, args.resume)
-    setup_cpu_distributed(cfg, args.launcher)
     return cfg
 
 
-def main(argv: Sequence[str] | None = None) -> Runner:
+def main(argv: Sequence[str] | None = None) -> Any:
     args = parse_args(argv)
     allow_mmengine_checkpoints()
     cfg = build_config(args)
     warning = resume_from_scratch_warning(cfg)
     if warning:
         print_log(warning, logger="current", level=logging.WARNING)
-    runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
+    runner = mmrunner.build_runner(cfg)
     runner.train()
     return runner
 
@@ -107,8 +85,5 @@ def main(argv: Sequence[str] | None = None) -> Runner:
 if __name__ == "__main__":
     try:
         run_cli(main, sys.argv[1:], prog="tools/train.py")
-    finally:  # shut gloo/NCCL down before interpreter exit (torchrun ranks could abort in teardown)
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+    finally:
+        mmrunner.shutdown_distributed()

@@ -18,7 +18,9 @@ _base_ = [
     "mmseg::_base_/default_runtime.py",
     "mmseg::_base_/schedules/schedule_20k.py",
 ]
-custom_imports = dict(imports=["parcnetv2.segmentation"], allow_failed_imports=False)
+custom_imports = dict(
+    imports=["parcnetv2.openmmlab", "parcnetv2.segmentation.datasets"], allow_failed_imports=False
+)
 
 max_iters = 2000
 crop_size = (96, 96)

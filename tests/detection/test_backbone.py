@@ -9,7 +9,8 @@ pytest.importorskip("mmengine")
 
 from parcnetv2.backbone import ParCNetV2  # noqa: E402
 from parcnetv2.backbone.checkpoint import CheckpointError  # noqa: E402
-from parcnetv2.detection.backbone import ParCNetV2Backbone, load_pretrained_backbone  # noqa: E402
+
+from parcnetv2.openmmlab.backbone import ParCNetV2Backbone, load_pretrained_backbone  # noqa: E402
 
 TINY = dict(depths=(1, 1, 2, 1), dims=(16, 32, 48, 64))
 
@@ -133,7 +134,7 @@ def test_frozen_stages():
     ids=["bare", "module-prefix", "published", "mm-detector"],
 )
 def test_loads_every_backbone_tensor(tmp_path, wrap, monkeypatch):
-    import parcnetv2.detection.backbone as module
+    import parcnetv2.openmmlab.backbone as module
 
     messages = []
     monkeypatch.setattr(module, "print_log", lambda msg, logger=None: messages.append(msg))
@@ -185,7 +186,7 @@ def test_unloaded_backbone_tensors_are_named(tmp_path):
         load_pretrained_backbone(backbone(), str(path))
     message = str(err.value)
     assert "stages.2.1.mlp.fc1.weight" in message and "downsample_layers.3.conv.weight" in message
-    assert "left unloaded" in message
+    assert "missing from checkpoint" in message
 
 
 def test_wrong_model_is_an_error(tmp_path):
@@ -203,9 +204,10 @@ def test_wrong_model_is_an_error(tmp_path):
 def test_pretrained_inside_a_detector(tmp_path):
     """Through mmengine's init flow: the detector's init_weights reaches the backbone's loader."""
     pytest.importorskip("mmdet")
-    import parcnetv2.detection  # noqa: F401  (registers ParCNetV2)
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
+
+    import parcnetv2.openmmlab  # noqa: F401  (registers ParCNetV2)
 
     init_default_scope("mmdet")
     source = classifier()

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 from parcnetv2.backbone.checkpoint import CheckpointError
-from parcnetv2.detection.checkpoint_coverage import (
+
+from parcnetv2.openmmlab.checkpoint_coverage import (
     PartialCheckpointWarning,
     check_checkpoint_covers,
     key_group,

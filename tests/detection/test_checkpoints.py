@@ -1,4 +1,4 @@
-"""tools/test.py and tools/demo.py refuse checkpoints that do not cover the model; tools/train.py's
+"""tools/test.py and tools/misc/image_demo.py refuse checkpoints that do not cover the model; tools/train.py's
 --resume and max_epochs/max_iters options; one-line errors of the mm tools."""
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ pytest.importorskip("mmseg")
 
 from mmengine.config import Config  # noqa: E402
 from parcnetv2.backbone.checkpoint import CheckpointError  # noqa: E402
-from parcnetv2.detection.checkpoint_coverage import PartialCheckpointWarning  # noqa: E402
-from parcnetv2.detection.runtime import (  # noqa: E402
-    build_model,
+
+from parcnetv2.openmmlab.checkpoint_coverage import PartialCheckpointWarning  # noqa: E402
+from parcnetv2.openmmlab.config import (  # noqa: E402
     local_checkpoint,
     merge_cfg_options,
     resume_from_scratch_warning,
 )
+from parcnetv2.openmmlab.runner import build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DET = ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
@@ -117,7 +118,7 @@ def test_test_tool_reads_a_url_checkpoint_as_a_local_file(
 def test_demo_tool_refuses_mismatched_checkpoints_and_bad_images(
     load_tool, checkpoints, tmp_path: Path
 ) -> None:
-    demo = load_tool("demo")
+    demo = load_tool("misc/image_demo")
     image = tmp_path / "shapes.png"
     import numpy as np
     from PIL import Image

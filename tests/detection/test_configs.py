@@ -14,7 +14,8 @@ pytest.importorskip("mmdet")
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from parcnetv2.backbone import VARIANTS  # noqa: E402
-from parcnetv2.detection.layer_decay import backbone_depths, get_layer_id_layer_wise  # noqa: E402
+
+from parcnetv2.openmmlab.layer_decay import backbone_depths, get_layer_id_layer_wise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +58,7 @@ def test_published_hyper_parameters(path):
     cfg = load(path)
     v = _arch(path)
     assert (
-        cfg.custom_imports.imports == ["parcnetv2.detection"]
+        cfg.custom_imports.imports == ["parcnetv2.openmmlab"]
         and cfg.custom_imports.allow_failed_imports is False
     )
     backbone = cfg.model.backbone
@@ -107,3 +108,36 @@ def test_builds_and_runs_features(path):
             feats = model.extract_feat(torch.randn(1, 3, 64, 96))
     assert len(feats) == cfg.model.neck.num_outs
     assert feats[0].shape == (1, cfg.model.neck.out_channels, 16, 24)
+
+
+def test_one_config_loader_applies_every_override(tmp_path):
+    from parcnetv2.detection import synthetic
+
+    from parcnetv2.openmmlab.config import load_config
+
+    path = ROOT / synthetic.CONFIG
+    cfg = load_config(
+        path,
+        data_root=tmp_path / "coco",
+        pretrained=tmp_path / "cls.pth",
+        num_workers=0,
+        seed=3,
+        cfg_options={"train_cfg.max_epochs": 2},
+    )
+    assert cfg.work_dir == f"./work_dirs/{path.stem}"  # as mmdet's tools/train.py
+    assert cfg.train_dataloader.dataset.data_root == f"{tmp_path / 'coco'}/"
+    assert cfg.test_evaluator.ann_file == f"{tmp_path / 'coco'}/annotations/instances_val.json"
+    assert cfg.model.backbone.init_cfg == dict(type="Pretrained", checkpoint=str(tmp_path / "cls.pth"))
+    assert cfg.train_dataloader.num_workers == 0 and cfg.val_dataloader.persistent_workers is False
+    assert cfg.randomness.seed == 3
+    cosine = [s for s in cfg.param_scheduler if s.type == "CosineAnnealingLR"]
+    assert cosine[0].end == 2  # the schedule follows the new training length
+    assert load_config(path, work_dir=tmp_path, cfg_options={"work_dir": "other"}).work_dir == str(tmp_path)
+    built_in = synthetic.load_config(tmp_path / "coco", pretrained=tmp_path / "cls.pth")
+    assert (
+        built_in.model
+        == load_config(path, data_root=tmp_path / "coco", pretrained=tmp_path / "cls.pth").model
+    )
+    (tmp_path / "cls_cfg.py").write_text("default_scope = 'mmpretrain'\n")
+    with pytest.raises(ValueError, match="default_scope 'mmpretrain' is not one of"):
+        load_config(tmp_path / "cls_cfg.py")

@@ -9,8 +9,9 @@ import torch.nn as nn
 pytest.importorskip("mmengine")
 
 from mmengine.optim import build_optim_wrapper  # noqa: E402
-from parcnetv2.detection.backbone import ParCNetV2Backbone  # noqa: E402
-from parcnetv2.detection.layer_decay import (  # noqa: E402
+
+from parcnetv2.openmmlab.backbone import ParCNetV2Backbone  # noqa: E402
+from parcnetv2.openmmlab.layer_decay import (  # noqa: E402
     ParCNetV2LayerDecayOptimizerConstructor,
     backbone_depths,
     get_layer_id_layer_wise,
@@ -134,8 +135,9 @@ def test_errors():
 @pytest.mark.parametrize("scope", ["mmdet", "mmseg"])
 def test_found_from_openmmlab_scopes(scope):
     pytest.importorskip(scope)
-    import parcnetv2.detection  # noqa: F401
     from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, DefaultScope
+
+    import parcnetv2.openmmlab  # noqa: F401
 
     with DefaultScope.overwrite_default_scope(scope):
         assert OPTIM_WRAPPER_CONSTRUCTORS.get("ParCNetV2LayerDecayOptimizerConstructor") is (

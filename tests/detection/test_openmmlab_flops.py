@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC = ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
 
 
+@pytest.mark.slow
 def test_mmdet_get_flops_agrees_with_ours(load_tool, tmp_path):
     import mmdet
 
@@ -49,7 +50,7 @@ def test_mmdet_get_flops_agrees_with_ours(load_tool, tmp_path):
     assert shape and flops, result.stdout[-2000:]
     height, width = int(shape.group(1)), int(shape.group(2))
 
-    ours = load_tool("get_flops").main([str(SYNTHETIC), "--shape", str(height), str(width)])
+    ours = load_tool("analysis_tools/get_flops").main([str(SYNTHETIC), "--shape", str(height), str(width)])
     # the OC is traced as the depthwise convolutions it is defined as, so the counter's own OC count is
     # the analytic direct-conv count at this size, and the totals agree (mmdet's printed to 3 decimals)
     assert ours["oc_traced_flops"] == ours["oc_flops"] > 0

@@ -114,6 +114,7 @@ def trained(data_root, tmp_path_factory):
     return work_dir, runner
 
 
+@pytest.mark.slow
 def test_train_and_evaluate(trained):
     work_dir, runner = trained
     assert runner.iter == 2 and runner.epoch == 1
@@ -123,6 +124,7 @@ def test_train_and_evaluate(trained):
         assert f'"{key}"' in scalars
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_with_weights_only(trained):
     """What mmengine saves loads under torch's weights_only default once allow-listed, and not before."""
     work_dir, _ = trained
@@ -131,7 +133,7 @@ def test_checkpoint_loads_with_weights_only(trained):
         "import torch, pickle\n"
         f"try:\n    torch.load({str(path)!r}, map_location='cpu')\n"
         "except pickle.UnpicklingError as e:\n    print('REFUSED', e)\n"
-        "import parcnetv2.detection\n"
+        "import parcnetv2.openmmlab\n"
         f"ckpt = torch.load({str(path)!r}, map_location='cpu')\n"
         "print('LOADED', sorted(ckpt), type(ckpt['message_hub']['log_scalars']['train/loss']).__name__)\n"
     )
@@ -155,7 +157,7 @@ class _Sneaky:
 
 
 def test_allow_list_is_narrow(tmp_path):
-    import parcnetv2.detection  # noqa: F401  (allow-lists mmengine's classes)
+    import parcnetv2.openmmlab  # noqa: F401  (allow-lists mmengine's classes)
 
     path = tmp_path / "sneaky.pth"
     torch.save({"state_dict": {}, "x": _Sneaky()}, path)
@@ -163,6 +165,7 @@ def test_allow_list_is_narrow(tmp_path):
         torch.load(path, map_location="cpu")
 
 
+@pytest.mark.slow
 def test_resume_from_training_checkpoint(trained, data_root, tmp_path):
     work_dir, first = trained
     cfg = synthetic.load_config(data_root=data_root, work_dir=tmp_path, options=tiny_options(max_epochs=2))
@@ -176,6 +179,7 @@ def test_resume_from_training_checkpoint(trained, data_root, tmp_path):
     assert (tmp_path / "epoch_2.pth").is_file()
 
 
+@pytest.mark.slow
 def test_our_test_tool_on_the_checkpoint(load_tool, trained, data_root, tmp_path):
     work_dir, _ = trained
     test_tool = load_tool("test")
@@ -197,6 +201,7 @@ def test_our_test_tool_on_the_checkpoint(load_tool, trained, data_root, tmp_path
     assert (tmp_path / "preds.pkl").is_file()
 
 
+@pytest.mark.slow
 def test_two_process_gloo_training(data_root, tmp_path):
     """tools/dist_train.sh's torchrun command with 2 CPU processes (gloo), a few iterations."""
     options = tiny_options(max_epochs=1)
@@ -222,6 +227,7 @@ def test_two_process_gloo_training(data_root, tmp_path):
     assert torch.load(tmp_path / "epoch_1.pth", map_location="cpu", weights_only=True)["meta"]["iter"] == 2
 
 
+@pytest.mark.slow
 def test_mmdet_own_tools(data_root, tmp_path):
     """mmdet's unmodified tools/train.py and tools/test.py (shipped in the package) run the built-in config;
     the data location comes from the SYNTHETIC_COCO_ROOT variable the config reads."""

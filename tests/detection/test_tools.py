@@ -1,4 +1,5 @@
-"""tools/get_flops.py (OC counted at its runtime size), tools/convert_checkpoint.py, tools/benchmark.py."""
+"""tools/analysis_tools/get_flops.py (OC counted at its runtime size) and benchmark.py,
+tools/model_converters/convert_checkpoint.py."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import torch.nn as nn
 pytest.importorskip("mmdet")
 
 from parcnetv2.backbone import ParCNetV2  # noqa: E402
-from parcnetv2.detection.backbone import ParCNetV2Backbone  # noqa: E402
-from parcnetv2.detection.complexity import oc_direct_flops  # noqa: E402
+
+from parcnetv2.openmmlab.backbone import ParCNetV2Backbone  # noqa: E402
+from parcnetv2.openmmlab.complexity import oc_direct_flops  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_T = "configs/mask_rcnn/mask-rcnn_parcnetv2-t_fpn_amp-1x_coco.py"
@@ -56,7 +58,8 @@ class _BackboneOnly(nn.Module):
 def test_backbone_flops_match_the_published_count():
     """XT at 224: every matmul/conv counted (1x1 convs run as baddbmm), OC at its 2H-1 kernels = 1.55G."""
     from mmengine.registry import init_default_scope
-    from parcnetv2.detection.complexity import measure_complexity
+
+    from parcnetv2.openmmlab.complexity import measure_complexity
 
     init_default_scope("mmdet")
     result = measure_complexity(_BackboneOnly(arch="xt"), "mmdet", 224, 224)
@@ -68,7 +71,7 @@ def test_backbone_flops_match_the_published_count():
 
 
 def test_get_flops_on_tiny_t_config(load_tool, capsys):
-    get_flops = load_tool("get_flops")
+    get_flops = load_tool("analysis_tools/get_flops")
     result = get_flops.main([str(ROOT / TINY_T), "--shape", "256", "192", "--cfg-options", *FAST])
     out = capsys.readouterr().out
     assert "Input shape: (3, 256, 192)" in out and "Flops:" in out and "Params:" in out
@@ -82,7 +85,8 @@ def test_flops_do_not_depend_on_the_oc_algorithm():
     if force is None:
         pytest.skip("backbone has no force_oc_path")
     from mmengine.registry import init_default_scope
-    from parcnetv2.detection.complexity import measure_complexity
+
+    from parcnetv2.openmmlab.complexity import measure_complexity
 
     init_default_scope("mmdet")
     model = nn.Module()
@@ -105,7 +109,7 @@ def test_flops_do_not_depend_on_the_oc_algorithm():
 
 
 def test_convert_classification_checkpoint(load_tool, tmp_path):
-    convert = load_tool("convert_checkpoint")
+    convert = load_tool("model_converters/convert_checkpoint")
     net = ParCNetV2(num_classes=5, depths=(1, 1, 1, 1), dims=(8, 16, 24, 32))
     src = tmp_path / "cls.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}, "epoch": 1}, src)
@@ -113,14 +117,14 @@ def test_convert_classification_checkpoint(load_tool, tmp_path):
     convert.main([str(src), str(dst)])
     state = torch.load(dst, weights_only=True)["state_dict"]
     assert not any(k.startswith(("head.", "norm.", "module.")) for k in state)
-    from parcnetv2.detection.backbone import load_pretrained_backbone
+    from parcnetv2.openmmlab.backbone import load_pretrained_backbone
 
     result = load_pretrained_backbone(ParCNetV2Backbone(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32)), str(dst))
     assert len(result["loaded"]) == len([k for k in net.state_dict() if not k.startswith(("head.", "norm."))])
 
 
 def test_benchmark_fixed_shape(load_tool, capsys):
-    benchmark = load_tool("benchmark")
+    benchmark = load_tool("analysis_tools/benchmark")
     result = benchmark.main(
         [
             str(ROOT / TINY_T),

@@ -33,6 +33,9 @@ from parcnetv2.segmentation.synthetic import (  # noqa: E402
     generate_dataset,
 )
 
+from parcnetv2.openmmlab import runner as mm_runner  # noqa: E402
+from parcnetv2.openmmlab.config import load_config, set_max_iters  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 SEG_CONFIGS = sorted((REPO / "configs" / "upernet").glob("*.py")) + sorted(
     (REPO / "configs" / "sem_fpn").glob("*.py")
@@ -53,8 +56,13 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def tiny_builtin_cfg(data_root: Path, work_dir: Path, max_iters: int = 1) -> Config:
     """The built-in config, shrunk: 1-block stages, narrow heads, 64 px crops, batch 2, no workers."""
-    cfg = quickstart.build_config(
-        data_root=data_root, work_dir=work_dir, max_iters=max_iters, num_workers=0, seed=0
+    cfg = load_config(
+        quickstart.BUILTIN_CONFIG,
+        data_root=data_root,
+        work_dir=work_dir,
+        max_iters=max_iters,
+        num_workers=0,
+        seed=0,
     )
     cfg.model.backbone.update(depths=TINY_DEPTHS, dims=TINY_DIMS, drop_path_rate=0.0)
     cfg.model.data_preprocessor.size = (64, 64)
@@ -98,10 +106,11 @@ def save_classifier(path: Path, dims=TINY_DIMS) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------------------------------ registration
 def test_registered_in_mmseg_scope():
     from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
-    from parcnetv2.detection.backbone import ParCNetV2Backbone
+
+    from parcnetv2.openmmlab.backbone import ParCNetV2Backbone
 
     init_default_scope("mmseg")
-    assert MODELS.get("ParCNetV2") is ParCNetV2Backbone is seg.ParCNetV2Backbone  # the detection class itself
+    assert MODELS.get("ParCNetV2") is ParCNetV2Backbone  # one class, registered once
     assert DATASETS.get("SyntheticADEDataset") is seg.SyntheticADEDataset
     assert OPTIM_WRAPPER_CONSTRUCTORS.get("ParCNetV2LayerDecayOptimizerConstructor") is not None
     assert tiny_segmentor().backbone._net.oc_mode == "adaptive"  # adaptive OC by default
@@ -120,7 +129,8 @@ def test_config_set_is_complete():
 def test_config_builds(path: Path):
     """Every config parses (mmseg:: bases, custom_imports) and builds its segmentor, on the meta device."""
     cfg = Config.fromfile(str(path))
-    assert cfg.custom_imports == dict(imports=["parcnetv2.segmentation"], allow_failed_imports=False)
+    assert cfg.custom_imports.allow_failed_imports is False
+    assert cfg.custom_imports.imports[0] == "parcnetv2.openmmlab"
     assert cfg.default_scope == "mmseg" and cfg.model.pretrained is None
     assert cfg.model.backbone.type == "ParCNetV2" and cfg.model.backbone.oc_mode == "adaptive"
     init_default_scope("mmseg")
@@ -342,7 +352,7 @@ def trained(tiny_data: Path, tmp_path_factory) -> dict:
     """One training iteration, then validation by sliding window, through mmseg's Runner."""
     work_dir = tmp_path_factory.mktemp("run")
     cfg = tiny_builtin_cfg(tiny_data, work_dir, max_iters=1)
-    return dict(cfg=cfg, work_dir=work_dir, **quickstart.train(cfg))
+    return dict(cfg=cfg, work_dir=work_dir, **mm_runner.train(cfg))
 
 
 def test_train_one_iteration_and_slide_eval(trained: dict):
@@ -353,7 +363,7 @@ def test_train_one_iteration_and_slide_eval(trained: dict):
 
 
 def test_tta_inference(trained: dict):
-    result = quickstart.evaluate(trained["cfg"], trained["checkpoint"], tta=True)
+    result = mm_runner.test(trained["cfg"], trained["checkpoint"], tta=True)
     assert set(result["metrics"]) == {"mIoU", "mAcc", "aAcc"}
 
 
@@ -362,7 +372,7 @@ def test_resume(trained: dict):
     from mmengine.runner import Runner
 
     cfg = copy.deepcopy(trained["cfg"])
-    quickstart.set_max_iters(cfg, 2)
+    set_max_iters(cfg, 2)
     cfg.resume = True
     cfg.load_from = trained["checkpoint"]
     runner = Runner.from_cfg(cfg)
@@ -402,6 +412,7 @@ def _run(args: list[str]) -> str:
     return run.stdout + run.stderr
 
 
+@pytest.mark.slow
 def test_mmseg_own_tools(tiny_data: Path, tmp_path: Path):
     """mmseg's unmodified tools/train.py and tools/test.py --tta run the built-in config."""
     options = tiny_cli_options(tiny_data)
@@ -416,8 +427,10 @@ def test_mmseg_own_tools(tiny_data: Path, tmp_path: Path):
     assert "mIoU" in out
 
 
+@pytest.mark.slow
 def test_shared_tools_serve_segmentation(load_tool, trained: dict, tmp_path: Path):
-    """The repository's tools/{train,test,get_flops,benchmark}.py on a segmentation config."""
+    """The repository's tools/train.py, test.py, analysis_tools/get_flops.py and benchmark.py on a
+    segmentation config."""
     data_root = Path(trained["cfg"].train_dataloader.dataset.data_root)
     options = tiny_cli_options(data_root)
     config = str(quickstart.BUILTIN_CONFIG)
@@ -427,8 +440,23 @@ def test_shared_tools_serve_segmentation(load_tool, trained: dict, tmp_path: Pat
         [config, str(tmp_path / "iter_2.pth"), "--tta", "--cfg-options", *options]
     )
     assert "mIoU" in metrics
-    flops = load_tool("get_flops").main([config, "--shape", "75", "101", "--cfg-options", *options])
+    get_flops = load_tool("analysis_tools/get_flops")
+    flops = get_flops.main([config, "--shape", "75", "101", "--cfg-options", *options])
     assert flops["flops"] > 0 and flops["params"] > 0
-    load_tool("benchmark").main(
+    load_tool("analysis_tools/benchmark").main(
         [config, "--shape", "75", "101", "--max-iter", "2", "--num-warmup", "1", "--cfg-options", *options]
     )
+
+
+@pytest.mark.slow
+def test_quickstart_trains_then_tests_with_tta(tiny_data: Path, tmp_path: Path, monkeypatch):
+    """``python -m parcnetv2.segmentation.quickstart --tta``: the one driver trains, then tests with TTA."""
+    monkeypatch.setattr(quickstart, "ensure_synthetic_dataset", lambda root, spec: tiny_data)
+    result = quickstart.main(
+        ["--work-dir", str(tmp_path), "--max-iters", "2", "--num-workers", "0", "--tta"]
+        + ["--cfg-options", *tiny_cli_options(tiny_data)]
+    )
+    assert result["data_root"] == str(tiny_data) and result["iterations"] == 2
+    assert Path(result["checkpoint"]).name == "iter_2.pth"
+    assert set(result["metrics"]) == set(result["tta_metrics"]) == {"mIoU", "mAcc", "aAcc"}
+    assert (tmp_path / "quickstart_result.json").is_file()

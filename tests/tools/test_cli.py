@@ -19,10 +19,10 @@ CLIS = [
     "classification/export.py",
     "tools/train.py",
     "tools/test.py",
-    "tools/demo.py",
-    "tools/convert_checkpoint.py",
-    "tools/train_cls.py",
-    "tools/validate_cls.py",
+    "tools/misc/image_demo.py",
+    "tools/model_converters/convert_checkpoint.py",
+    "tools/analysis_tools/get_flops.py",
+    "tools/analysis_tools/benchmark.py",
 ]
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+
 from parcnetv2.backbone import OversizedConv2d
 
 __all__ = ["Complexity", "dummy_inputs", "oc_direct_flops", "measure_complexity", "format_count"]

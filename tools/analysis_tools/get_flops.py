@@ -1,13 +1,13 @@
 """Parameters and FLOPs of a detection/segmentation config at a fixed input size.
 
-    python tools/get_flops.py CONFIG [--shape H [W]] [--cfg-options k=v ...] [--table-depth N]
+    python tools/analysis_tools/get_flops.py CONFIG [--shape H [W]] [--cfg-options k=v ...] [--table-depth N]
 
 ``--shape`` follows mmdet 2.x/mmseg: ``H W`` (one value: square); default 1280 800, the size detection
 papers report. The count is mmengine's ``FlopAnalyzer`` with its default op handles, as in mmdet's own
 ``analysis_tools/get_flops.py`` (which measures dataset images instead of a fixed size): the oversized
 convolution is counted as the direct convolution it equals with the kernels it runs at that size
 (``2H-1``/``2W-1`` per stage in ``adaptive`` mode), whatever algorithm eager PyTorch would pick (see
-``parcnetv2/detection/complexity.py``). Detectors are counted in ``mode='tensor'``
+``parcnetv2/openmmlab/complexity.py``). Detectors are counted in ``mode='tensor'``
 (RPN proposals from a random input, as mmdet's own tool); segmentors without the auxiliary head.
 """
 
@@ -17,12 +17,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import MODELS, init_default_scope
-from parcnetv2.detection.complexity import format_count, measure_complexity
-from parcnetv2.detection.runtime import config_scope, merge_cfg_options
+from mmengine.config import DictAction
 
 from parcnetv2.cli import add_debug_argument, run_cli
+from parcnetv2.openmmlab.complexity import format_count, measure_complexity
+from parcnetv2.openmmlab.config import config_scope, load_config
+from parcnetv2.openmmlab.runner import build_bare_model
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -47,17 +47,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         height, width = args.shape
     else:
         raise ValueError("--shape takes H or H W")
-    cfg = Config.fromfile(args.config)
-    merge_cfg_options(cfg, args.cfg_options)
+    cfg = load_config(args.config, cfg_options=args.cfg_options)
     scope = config_scope(cfg)
-    init_default_scope(scope)
-    backbone_cfg = cfg.model.get("backbone", {})
-    if backbone_cfg.get("init_cfg") is not None:
-        backbone_cfg.init_cfg = None  # counting needs no weights
-    model = MODELS.build(cfg.model)
-    from mmengine.model import revert_sync_batchnorm
-
-    model = revert_sync_batchnorm(model)
+    model = build_bare_model(cfg)
     if scope == "mmseg" and getattr(model, "auxiliary_head", None) is not None:
         model.auxiliary_head = None
     result = measure_complexity(model, scope, height, width, table_depth=args.table_depth)
@@ -87,4 +79,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:], prog="get_flops")
+    run_cli(main, sys.argv[1:], prog="tools/analysis_tools/get_flops.py")

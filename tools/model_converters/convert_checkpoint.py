@@ -1,11 +1,13 @@
 """Convert ParCNetV2 checkpoints for the detection/segmentation side.
 
-    python tools/convert_checkpoint.py SRC DST [--mode backbone|publish] [--use-ema] [--arch tiny]
+    python tools/model_converters/convert_checkpoint.py SRC DST [--mode backbone|publish] [--use-ema]
+                                                        [--arch tiny]
 
 ``backbone`` (default): from a classification checkpoint of ours, a published-format one, a timm one or
-an mmdet/mmseg one (any wrapper, ``module.``/``backbone.`` prefixes), write the backbone tensors alone
-(``downsample_layers.*``/``stages.*``, classifier dropped) as ``{'state_dict': ...}`` -- the file
-``init_cfg=dict(type='Pretrained', checkpoint=DST)`` loads. With ``--arch`` the result is checked by
+an mmdet/mmseg one (any wrapper, ``module.``/``backbone.`` prefixes; read by
+:func:`parcnetv2.backbone.checkpoint.fit_checkpoint`, the one checkpoint path), write the backbone
+tensors alone (``downsample_layers.*``/``stages.*``, classifier dropped) as ``{'state_dict': ...}`` --
+the file ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` loads. With ``--arch`` the result is checked by
 loading it into that backbone (every tensor must fit).
 
 ``publish``: from an mmengine training checkpoint (mmdet/mmseg), keep ``state_dict`` and ``meta``
@@ -25,9 +27,10 @@ from parcnetv2.cli import add_debug_argument, run_cli  # first: it quiets mmengi
 
 # isort: split
 import torch
-from parcnetv2.backbone.checkpoint import CheckpointError, read_checkpoint, strip_prefixes, unwrap_state_dict
-from parcnetv2.detection.backbone import CLASSIFIER_PREFIXES, ParCNetV2Backbone, load_pretrained_backbone
-from parcnetv2.detection.compat import allow_mmengine_checkpoints
+from parcnetv2.backbone.checkpoint import CheckpointError, fit_checkpoint, read_checkpoint
+
+from parcnetv2.openmmlab.backbone import CLASSIFIER_PREFIXES, ParCNetV2Backbone, load_pretrained_backbone
+from parcnetv2.openmmlab.weights_only import allow_mmengine_checkpoints
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,12 +47,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def backbone_state(src: str, use_ema: bool = False) -> dict[str, torch.Tensor]:
-    state = strip_prefixes(unwrap_state_dict(read_checkpoint(src), use_ema), ("module.",))
-    if any(k.startswith("backbone.") for k in state):
-        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
-    state = {
-        k: v.detach().cpu().contiguous() for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIXES)
-    }
+    """The backbone tensors of ``src`` (classifier dropped, ``module.``/``backbone.`` prefixes removed)."""
+    state = fit_checkpoint(src, use_ema=use_ema, backbone=True, drop=CLASSIFIER_PREFIXES).state
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     body = [k for k in state if k.startswith(("downsample_layers.", "stages."))]
     if not body:
         raise CheckpointError(f"{src}: no ParCNetV2 backbone tensors (downsample_layers.*, stages.*) found")
@@ -87,4 +87,4 @@ def main(argv: Sequence[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:], prog="tools/convert_checkpoint.py")
+    run_cli(main, sys.argv[1:], prog="tools/model_converters/convert_checkpoint.py")

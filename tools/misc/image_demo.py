@@ -1,7 +1,7 @@
 """Draw a detector's or segmentor's predictions on an image.
 
-    python tools/demo.py IMAGE CONFIG CHECKPOINT [--out FILE] [--device cpu] [--score-thr 0.3]
-                         [--allow-partial]
+    python tools/misc/image_demo.py IMAGE CONFIG CHECKPOINT [--out FILE] [--device cpu]
+                                    [--score-thr 0.3] [--allow-partial]
 
 Works for detection (mmdet) and segmentation (mmseg) configs alike: the config's ``default_scope`` picks
 the toolbox. Detections are drawn as boxes, labels and masks; segmentations as a colour overlay. A
@@ -67,4 +67,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:], prog="tools/demo.py")
+    run_cli(main, sys.argv[1:], prog="tools/misc/image_demo.py")

@@ -1,7 +1,7 @@
 """Inference speed (images/s) of a detection/segmentation config, batch size 1.
 
-    python tools/benchmark.py CONFIG [--checkpoint CKPT] [--shape H [W]] [--max-iter 200]
-                              [--num-warmup 5] [--log-interval 50] [--repeat-num 1] [--cfg-options ...]
+    python tools/analysis_tools/benchmark.py CONFIG [--checkpoint CKPT] [--shape H [W]]
+        [--max-iter 200] [--num-warmup 5] [--log-interval 50] [--repeat-num 1] [--cfg-options ...]
 
 Without ``--shape`` it runs the config's test dataloader (data loading excluded from the timing,
 pre-processing + model + post-processing included, like mmdet's ``--task inference``); with
@@ -19,13 +19,13 @@ from collections.abc import Iterator, Sequence
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner, load_checkpoint
-from parcnetv2.detection.compat import allow_mmengine_checkpoints
-from parcnetv2.detection.complexity import dummy_inputs
-from parcnetv2.detection.runtime import config_scope, merge_cfg_options
 
 from parcnetv2.cli import add_debug_argument, run_cli
+from parcnetv2.openmmlab.complexity import dummy_inputs
+from parcnetv2.openmmlab.config import config_scope, load_config
+from parcnetv2.openmmlab.runner import build_bare_model
+from parcnetv2.openmmlab.weights_only import allow_mmengine_checkpoints
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -92,16 +92,9 @@ def measure(
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     allow_mmengine_checkpoints()
-    cfg = Config.fromfile(args.config)
-    merge_cfg_options(cfg, args.cfg_options)
+    cfg = load_config(args.config, cfg_options=args.cfg_options)
     scope = config_scope(cfg)
-    init_default_scope(scope)
-    if cfg.model.get("backbone", {}).get("init_cfg") is not None:
-        cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
-    from mmengine.model import revert_sync_batchnorm
-
-    model = revert_sync_batchnorm(model)
+    model = build_bare_model(cfg)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location="cpu")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -121,4 +114,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:], prog="benchmark")
+    run_cli(main, sys.argv[1:], prog="tools/analysis_tools/benchmark.py")

@@ -1,0 +1,36 @@
+"""The OpenMMLab layer shared by detection (mmdet 3.x) and segmentation (mmseg 1.x).
+
+Importing ``parcnetv2.openmmlab`` (what the configs' ``custom_imports`` do):
+
+* registers :class:`ParCNetV2Backbone` as ``type='ParCNetV2'`` once, in mmengine's root ``MODELS``,
+  which mmdet's and mmseg's ``MODELS`` search as their parent;
+* registers :class:`ParCNetV2LayerDecayOptimizerConstructor` in mmengine's root
+  ``OPTIM_WRAPPER_CONSTRUCTORS`` (visible from the mmdet and mmseg scopes alike);
+* allow-lists mmengine's checkpoint contents for torch's ``weights_only`` loading
+  (:func:`allow_mmengine_checkpoints`), so ``--resume``, ``load_from`` and ``test.py`` work on torch 2.14.
+
+Modules: :mod:`.backbone` (the adapter), :mod:`.layer_decay`, :mod:`.weights_only` (the allow-list),
+:mod:`.config` (the one config loader and the overrides), :mod:`.runner` (model and runner builds, the
+tools' shared command-line tail, the train-then-test driver), :mod:`.checkpoint_coverage`,
+:mod:`.complexity` (FLOPs). Nothing here imports mmdet or mmseg; their datasets stay in
+:mod:`parcnetv2.detection` and :mod:`parcnetv2.segmentation`.
+"""
+
+from mmengine.registry import MODELS
+
+from .backbone import ParCNetV2Backbone, load_pretrained_backbone
+from .config import load_config
+from .layer_decay import ParCNetV2LayerDecayOptimizerConstructor
+from .weights_only import allow_mmengine_checkpoints
+
+__all__ = [
+    "ParCNetV2Backbone",
+    "ParCNetV2LayerDecayOptimizerConstructor",
+    "allow_mmengine_checkpoints",
+    "load_config",
+    "load_pretrained_backbone",
+]
+
+allow_mmengine_checkpoints()
+if "ParCNetV2" not in MODELS.module_dict:  # once per process (a module reload keeps the first class)
+    MODELS.register_module("ParCNetV2", module=ParCNetV2Backbone)
