@@ -50,7 +50,7 @@ def _state_of(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[str, An
     return fit_checkpoint(checkpoint).state
 
 
-def _describe(group: str, missing: list[str], total: int) -> str:
+def _describe_group(group: str, missing: list[str], total: int) -> str:
     modules = sorted({k.split(".", 1)[0] for k in missing})
     where = f"{', '.join(modules)}: " if group == "heads" else ""
     count = f"all {total} keys" if len(missing) == total else f"{len(missing)} of {total} keys"
@@ -99,7 +99,7 @@ def check_checkpoint_covers(
         return {}
     order = [g for g in _GROUP_ORDER if g in missing] + sorted(g for g in missing if g not in _GROUP_ORDER)
     missing = {g: missing[g] for g in order}
-    parts = ", ".join(_describe(g, keys, totals[g]) for g, keys in missing.items())
+    parts = ", ".join(_describe_group(g, keys, totals[g]) for g, keys in missing.items())
     shapes = f" ({mismatched} of them with another shape)" if mismatched else ""
     message = f"checkpoint {name} does not cover the model: missing {parts}{shapes}"
     if not allow_partial:
