@@ -140,6 +140,13 @@ def build_runner(cfg: Config) -> Any:
 
 
 # --------------------------------------------------------------------------------- train, then test
+def _own_visualizer(cfg: Config, suffix: str) -> None:
+    """A visualizer name of the run's own: mmengine keeps one visualizer per name and process, so a second
+    runner with the config's name would log into the first one's folder."""
+    if cfg.get("visualizer") is not None:
+        cfg.visualizer.name = f"{cfg.visualizer.get('name', 'visualizer')}_{suffix}_{time.time_ns()}"
+
+
 def _last_metrics(message_hub: Any, prefix: str) -> dict[str, float]:
     """The evaluator's last ``prefix/...`` scalars (without the timer hook's ``time``/``data_time``)."""
     start = len(prefix) + 1
@@ -162,6 +169,7 @@ def train(cfg: Config, validate: bool = True, resume: bool = False) -> dict[str,
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     if resume:
         cfg.resume = True
+    _own_visualizer(cfg, "train")
     start = time.perf_counter()
     runner = build_runner(cfg)
     runner.train()
@@ -176,11 +184,17 @@ def train(cfg: Config, validate: bool = True, resume: bool = False) -> dict[str,
     )
 
 
-def test(cfg: Config, checkpoint: str | os.PathLike, tta: bool = False) -> dict[str, Any]:
-    """Evaluate ``checkpoint`` on the test loader as ``tools/test.py`` does (``--tta``: ``tta``)."""
+def test(
+    cfg: Config, checkpoint: str | os.PathLike, tta: bool = False, work_dir: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` on the test loader as ``tools/test.py`` does (``--tta``: ``tta``), logging
+    into ``work_dir`` (default: the config's)."""
     cfg = to_tta(cfg) if tta else copy.deepcopy(cfg)
     cfg.load_from = os.fspath(checkpoint)
     cfg.resume = False
+    if work_dir is not None:
+        cfg.work_dir = os.fspath(work_dir)
+    _own_visualizer(cfg, "test")
     start = time.perf_counter()
     metrics = build_runner(cfg).test()
     return dict(
@@ -189,12 +203,16 @@ def test(cfg: Config, checkpoint: str | os.PathLike, tta: bool = False) -> dict[
 
 
 def train_then_test(
-    cfg: Config, tta: bool = False, validate: bool = True, resume: bool = False
+    cfg: Config,
+    tta: bool = False,
+    validate: bool = True,
+    resume: bool = False,
+    test_work_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """:func:`train` (``validate``, ``resume``), then :func:`test` of the checkpoint it ended with (``tta``:
-    with test-time augmentation); the training result with ``test_metrics`` and ``test_wall_s`` added."""
+    """:func:`train` (``validate``, ``resume``), then :func:`test` of the checkpoint it ended with (``tta``,
+    logs in ``test_work_dir``); the training result with ``test_metrics`` and ``test_wall_s`` added."""
     result = train(cfg, validate=validate, resume=resume)
     if result["checkpoint"] is None:
         raise RuntimeError(f"training wrote no final checkpoint in {cfg.work_dir}")
-    tested = test(cfg, result["checkpoint"], tta=tta)
+    tested = test(cfg, result["checkpoint"], tta=tta, work_dir=test_work_dir)
     return dict(result, test_metrics=tested["metrics"], test_wall_s=tested["test_wall_s"])

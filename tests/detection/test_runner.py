@@ -248,3 +248,18 @@ def test_mmdet_own_tools(data_root, tmp_path):
     out = run(str(tools / "test.py"), str(CONFIG), str(checkpoint), "--work-dir", str(tmp_path / "test"),
               "--cfg-options", *options)  # fmt: skip
     assert "coco/bbox_mAP" in out and "coco/segm_mAP" in out
+
+
+@pytest.mark.slow
+def test_train_then_test_driver(data_root, tmp_path):
+    """The one driver as the demo runs it: train without validation, resume, test into its own folder."""
+    from parcnetv2.openmmlab.runner import train_then_test
+
+    cfg = synthetic.load_config(data_root=data_root, work_dir=tmp_path, options=tiny_options(max_epochs=1))
+    first = train_then_test(cfg, validate=False, resume=True, test_work_dir=tmp_path / "test")
+    assert first["epochs"] == 1 and first["iterations"] == 2 and first["metrics"] == {}
+    assert first["checkpoint"] == str(tmp_path / "epoch_1.pth")
+    assert {"coco/bbox_mAP", "coco/segm_mAP"} <= set(first["test_metrics"])
+    assert any((tmp_path / "test").glob("*/*.log")), "the test run logs into its own folder"
+    again = train_then_test(cfg, validate=False, resume=True, test_work_dir=tmp_path / "test")
+    assert again["iterations"] == 2, "resumed from the finished run: nothing trained again"
