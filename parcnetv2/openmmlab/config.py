@@ -1,7 +1,7 @@
 """Loading and adjusting mmengine configs: the one config loader and the overrides the tools apply.
 
-:func:`load_config` serves ``tools/train.py``, ``tools/test.py``, the segmentation quickstart, the
-built-in detection config and the demo. Imports only torch and mmengine (mmdet/mmseg are reached
+:func:`load_config` serves ``tools/train.py``, ``tools/test.py``, ``parcnetv2.segmentation.train_builtin``,
+the built-in detection config and the demo. Imports only torch and mmengine (mmdet/mmseg are reached
 through the config's scope), so the same helpers serve detection and segmentation configs.
 """
 

@@ -2,8 +2,9 @@
 
 ``tools/train.py`` and ``tools/test.py`` share :func:`launch_parser` and :func:`parse_launch_args`,
 :func:`config_from_args` (config, overrides, work dir, launcher) and :func:`build_runner`;
-``tools/analysis_tools/get_flops.py`` and ``benchmark.py`` share :func:`build_bare_model`; the
-segmentation quickstart (and the demo) run :func:`train_then_test`. Imports only torch and mmengine.
+``tools/analysis_tools/get_flops.py`` and ``benchmark.py`` share :func:`build_bare_model`;
+``parcnetv2.segmentation.train_builtin`` (and the demo) run :func:`train_then_test`. Imports only torch
+and mmengine.
 """
 
 from __future__ import annotations
