@@ -259,10 +259,12 @@ class BGU(nn.Module):
         self.drop2 = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = self.fc1(x)
-        x1, x2 = hidden.chunk(2, dim=-1)
-        if not torch.jit.is_scripting() and _inference_in_place(hidden):
-            gated = x1.mul_(gelu_(x2, self.act.approximate))  # saves two large allocations
+        # fc1 as two matmuls on its weight's halves: the same values as chunking fc1(x), without the
+        # concatenation of the halves' gradients in backward (a copy of fc1's whole output)
+        weight, bias, half = self.fc1.weight, self.fc1.bias, self.fc2.in_features
+        x1, x2 = F.linear(x, weight[:half], bias[:half]), F.linear(x, weight[half:], bias[half:])
+        if not torch.jit.is_scripting() and _inference_in_place(x1):
+            gated = x1.mul_(gelu_(x2, self.act.approximate))  # saves a large allocation
         else:
             gated = x1 * self.act(x2)
         return self.drop2(self.fc2(self.drop1(gated)))

@@ -1,14 +1,16 @@
 """GEMM path of the oversized convolution: a depthwise 1-D 'same' convolution as a Toeplitz matmul.
 
-Along an axis of length n, a zero-padded correlation with an odd kernel ``w`` of K <= 2n - 1 taps is
+Along an axis of length n, a zero-padded correlation with an odd kernel ``w`` of K taps is
 ``y = T @ x`` with ``T[i, j] = w[j - i + K // 2]`` (zero outside the band), one n x n matrix per
-channel, built from the kernel by a gather (:func:`toeplitz`).
+channel. :func:`toeplitz` builds T by a gather with no branch on ``n`` or ``K`` (what tracers record),
+:func:`toeplitz_windows` as strided windows of the reversed kernel (eager, much faster);
+:func:`toeplitz_product` applies it with one broadcasting ``matmul`` for the whole batch.
 
-Two formulations: :func:`toeplitz_pass`, one plain ``matmul`` that autograd differentiates and every
-tracer records at symbolic sizes; and, for eager PyTorch, :func:`toeplitz_conv1d`, one batched
-matmul per image whose backward is two more (input gradient, and the gram ``grad @ x^T`` whose
-diagonal sums are the kernel gradient), with ``T`` rebuilt in backward rather than saved, so the
-path keeps no more than the direct convolution does.
+Two formulations of the pass: :func:`toeplitz_pass`, which autograd differentiates and every tracer
+records at symbolic sizes; and, for eager PyTorch, :func:`toeplitz_conv1d`, whose backward is two
+more matmuls (input gradient, and the gram ``grad @ x^T`` whose diagonal sums are the kernel
+gradient), with ``T`` rebuilt in backward rather than saved, so the path keeps no more than the direct
+convolution does.
 """
 
 import functools
@@ -17,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-__all__ = ["toeplitz", "toeplitz_conv1d", "toeplitz_matmul", "toeplitz_pass"]
+__all__ = ["toeplitz", "toeplitz_conv1d", "toeplitz_pass", "toeplitz_product", "toeplitz_windows"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -40,28 +42,43 @@ def toeplitz(weight: torch.Tensor, n: int) -> torch.Tensor:
     return F.pad(weight, (0, 1))[:, index]
 
 
+def toeplitz_windows(weight: torch.Tensor, n: int) -> torch.Tensor:
+    """:func:`toeplitz`'s matrices as strided windows: one copy, no index tensor (the eager path).
+
+    With ``r`` the kernel zero-padded by n - 1 on both sides and reversed, row ``i`` of T is the
+    window ``r[K // 2 + i : K // 2 + i + n]`` read backwards: an ``unfold`` view, materialised by the
+    final ``flip``; 10-20x faster than the gather at detection sizes. (``unfold`` specialises a
+    symbolic ``n`` in torch.compile, so tracers get :func:`toeplitz`.)
+    """
+    reversed_kernel = F.pad(weight, (n - 1, n - 1)).flip(-1)
+    return reversed_kernel.unfold(-1, n, 1).narrow(1, weight.shape[-1] // 2, n).flip(-1)
+
+
+def toeplitz_product(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
+    """``T @ column`` for every column (``dim=2``) or row (``dim=3``) of NCHW ``x``; T is (C, n, n).
+
+    One broadcasting ``matmul`` for the whole batch; the result is contiguous.
+    """
+    if dim == 2:
+        return torch.matmul(matrix, x)  # (C, H, H) @ (B, C, H, W)
+    return torch.matmul(x, matrix.mT)  # (B, C, H, W) @ (C, W, W)
+
+
 def toeplitz_pass(x: torch.Tensor, weight: torch.Tensor, dim: int) -> torch.Tensor:
     """Depthwise 'same' correlation of NCHW ``x`` with a (C, K) kernel along ``dim`` as one plain matmul.
 
     The traceable formulation (autograd differentiates the gather and the matmul); any ``K``.
     """
-    matrix = toeplitz(weight, x.shape[dim])
-    if dim == 2:
-        return torch.matmul(matrix, x)  # (C, H, H) @ (B, C, H, W)
-    return torch.matmul(x, matrix.transpose(-1, -2))  # (B, C, H, W) @ (C, W, W)
+    return toeplitz_product(x, toeplitz(weight, x.shape[dim]), dim)
 
 
-def _diagonal_sums(grams: list[tuple[torch.Tensor, torch.Tensor]], n: int, taps: int) -> torch.Tensor:
-    """Sums of the ``taps`` central diagonals of ``G = sum(a @ b for a, b in grams)`` ((C, n, n) each).
+def _diagonal_sums(gram: torch.Tensor, taps: int) -> torch.Tensor:
+    """The ``taps`` central diagonal sums of a (C, n, n) gram G: ``d`` sums ``G[:, i, i + d - taps // 2]``.
 
-    Entry ``d`` of the result sums ``G[:, i, i + d - taps // 2]`` over ``i``; one scatter-add with the
-    Toeplitz index (diagonal number of each entry) does it without a padded copy of ``G``.
+    One scatter-add with the Toeplitz index (the diagonal of each entry), without a padded copy of G.
     """
-    gram = torch.bmm(*grams[0])
-    for a, b in grams[1:]:
-        gram.baddbmm_(a, b)
-    channels = gram.shape[0]
-    gram = gram.view(channels, n * n)
+    channels, n = gram.shape[0], gram.shape[-1]
+    gram = gram.reshape(channels, n * n)
     if gram.dtype in (torch.float16, torch.bfloat16):
         gram = gram.float()
     index = _toeplitz_index(n, gram.device).expand(channels, n * n)
@@ -69,47 +86,29 @@ def _diagonal_sums(grams: list[tuple[torch.Tensor, torch.Tensor]], n: int, taps:
     return sums.narrow(-1, n - 1 - taps // 2, taps)
 
 
-def toeplitz_matmul(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
-    """``T @ column`` for every column (``dim=2``) or row (``dim=3``) of contiguous NCHW ``x``, T (C, n, n).
-
-    Not differentiated through: the kernel gradient comes from :class:`_ToeplitzConv1d`; this is the
-    forward it shares, and the inference path with precomputed matrices.
-    """
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    for image, result in zip(x, out, strict=True):
-        if dim == 2:
-            torch.bmm(matrix, image, out=result)  # (C, n, n) @ (C, n, W)
-        else:
-            torch.bmm(image, matrix.mT, out=result)  # (C, H, n) @ (C, n, n)
-    return out
-
-
 class _ToeplitzConv1d(torch.autograd.Function):
-    """Depthwise 'same' correlation of contiguous NCHW ``x`` with a (C, K) kernel along dim 2 or 3."""
+    """Depthwise 'same' correlation of NCHW ``x`` with a (C, K) kernel along dim 2 or 3."""
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: torch.Tensor, weight: torch.Tensor, dim: int) -> torch.Tensor:
-        out = toeplitz_matmul(x, toeplitz(weight, x.shape[dim]), dim)
         ctx.save_for_backward(x, weight)
         ctx.dim = dim
-        return out
+        return toeplitz_product(x, toeplitz_windows(weight, x.shape[dim]), dim)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         dim = ctx.dim
-        n = x.shape[dim]
-        grad = grad.contiguous()
+        grad = grad.contiguous()  # BLAS-friendly strides: otherwise matmul copies matrix by matrix
         grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_x = toeplitz_matmul(grad, toeplitz(weight, n).mT, dim)  # the adjoint: T^T
-        if ctx.needs_input_grad[1]:
-            if dim == 2:  # G[c, i, j] = sum_w grad[c, i, w] x[c, j, w]
-                grams = [(g, image.mT) for g, image in zip(grad, x, strict=True)]
-            else:  # G[c, i, j] = sum_h grad[c, h, i] x[c, h, j]
-                grams = [(g.mT, image) for g, image in zip(grad, x, strict=True)]
-            grad_w = _diagonal_sums(grams, n, weight.shape[-1]).to(weight.dtype)
+        if ctx.needs_input_grad[0]:  # the adjoint: T^T
+            grad_x = toeplitz_product(grad, toeplitz_windows(weight, x.shape[dim]).mT, dim)
+        if ctx.needs_input_grad[1]:  # G[c] = sum over images of grad[b, c] x[b, c]^T (along dim)
+            gram = torch.matmul(grad, x.mT) if dim == 2 else torch.matmul(grad.mT, x)
+            half = gram.dtype in (torch.float16, torch.bfloat16)
+            gram = gram[0] if gram.shape[0] == 1 else gram.sum(0, dtype=torch.float32 if half else None)
+            grad_w = _diagonal_sums(gram, weight.shape[-1]).to(weight.dtype)
         return grad_x, grad_w, None
 
 
@@ -135,5 +134,5 @@ def toeplitz_conv1d(
     key = (dim, n, weight.dtype, weight.device)
     matrix = cache.get(key)
     if matrix is None:
-        matrix = cache[key] = toeplitz(weight, n)
-    return toeplitz_matmul(x, matrix, dim)
+        matrix = cache[key] = toeplitz_windows(weight, n)
+    return toeplitz_product(x, matrix, dim)

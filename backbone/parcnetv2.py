@@ -71,9 +71,12 @@ class ParCTokenMixer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The spatial part runs channels-first (what the OC's matmuls and the 7x7 conv want); in eager
         # PyTorch the two 1x1 convs are matmuls whose transposed operands do the layout changes.
-        x = pointwise_to_channels_first(x, self.pwconv1.weight, self.pwconv1.bias)
-        gate, branch = x.chunk(2, dim=1)
-        if not torch.jit.is_scripting() and eager_fast_paths() and not x.requires_grad:
+        # pwconv1 as two matmuls on its weight's halves (gate, branch): chunking its output instead
+        # would concatenate the halves' gradients in backward, a copy of the whole output
+        weight, bias, half = self.pwconv1.weight, self.pwconv1.bias, self.pwconv2.in_channels
+        gate = pointwise_to_channels_first(x, weight[:half], bias[:half])
+        branch = pointwise_to_channels_first(x, weight[half:], bias[half:])
+        if not torch.jit.is_scripting() and eager_fast_paths() and not gate.requires_grad:
             # inference: activate and gate inside pwconv1's output (fewer large allocations)
             spatial = self._spatial(gelu_(branch, self.act.approximate))
             gated = gate.mul_(spatial) if spatial.dtype == gate.dtype else gate * spatial

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from parcnetv2.backbone import OversizedConv2d, ParCNetV2, oversized_conv
 from parcnetv2.backbone.layers import l2_layer_norm, pointwise_to_channels_first, pointwise_to_channels_last
 from parcnetv2.backbone.oc_cost import PassShape, choose_path, path_costs
-from parcnetv2.backbone.oc_toeplitz import toeplitz
+from parcnetv2.backbone.oc_toeplitz import toeplitz, toeplitz_windows
 from parcnetv2.backbone.oversized_conv import OC_PATHS, force_oc_path, plan_oc_paths
 
 PATHS = ("gemm", "fft", "auto")
@@ -147,10 +147,12 @@ def test_gradcheck_float64(path, shape):
     assert torch.autograd.gradcheck(lambda *t: oversized_conv(*t, path=path), (x, weight_h, weight_w))
 
 
-def test_toeplitz_matrix_definition():
+@pytest.mark.parametrize("build", [toeplitz, toeplitz_windows])
+def test_toeplitz_matrix_definition(build):
     weight = torch.randn(3, 7)
     for n in (1, 3, 4, 6):  # K > 2n - 1 (cropped), K = 2n - 1, K < 2n - 1 (banded)
-        matrix = toeplitz(weight, n)
+        matrix = build(weight, n)
+        assert matrix.is_contiguous()
         for i in range(n):
             for j in range(n):
                 tap = j - i + 3
