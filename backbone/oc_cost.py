@@ -9,7 +9,7 @@ modelled as ``overhead + sum(coef * feature)`` over the work it does (:func:`pas
 * gemm (Toeplitz matmul): ``lines * n * n`` multiply-adds plus ``C * n * n`` for building T;
 * fft: ``lines * size * log2(size)`` with ``size`` the transform length, and that times ``n``; per axis.
 
-The CPU coefficients were fitted by ``python tools/benchmark_oc.py calibrate --threads 1``
+The CPU coefficients were fitted by ``python tools/analysis_tools/benchmark_oc.py calibrate --threads 1``
 (least squares on relative error over 68 passes x 3 paths, fp32, minimum of 5 runs each) on the
 2-core AMD EPYC of the development sandbox; re-run it to refit on other hardware. They were taken
 with one thread because that machine was shared: with two threads every parallel op waited for

@@ -1,8 +1,8 @@
 """Speed and memory of the oversized convolution's paths, and of the ParCNetV2-T backbone (issue 3).
 
-    python tools/benchmark_oc.py [--threads 2] [--repeats 5] [--skip-memory]   # the table
-    python tools/benchmark_oc.py calibrate [--threads 2] > calibration.txt      # refit the cost model
-    python tools/benchmark_oc.py refit calibration.txt                          # fit a saved run again
+    python tools/analysis_tools/benchmark_oc.py [--threads 2] [--repeats 5] [--skip-memory]  # the table
+    python tools/analysis_tools/benchmark_oc.py calibrate [--threads 2] > calibration.txt  # refit the model
+    python tools/analysis_tools/benchmark_oc.py refit calibration.txt  # fit a saved run again
 
 The table: (1) each OC of ParCNetV2-T (adaptive kernels, batch 1) at 224x224, 512x512 and
 800x1333, direct ``F.conv2d`` against the automatically chosen path, forward and forward+backward;
@@ -11,8 +11,8 @@ with automatic against all-direct paths, adaptive and fixed kernels; (3) the Par
 forward (``features_only``) against timm's ``convnext_tiny`` on the same input; (4) both compiled
 with ``torch.compile`` (inductor, ``fullgraph=True``), forward and forward+backward at 224x224 and
 800x1333, against eager ParCNetV2-T (``--skip-compiled`` leaves out this slow part); (5) the eager
-training step (forward+backward) of both at 224x224 batch 8 and 800x1333 batch 1, fp32 and bf16
-autocast, with the spread of the per-run ratio, and the training peak memory at 800x1333 batch 2.
+training step (forward+backward) of both at 224x224 batch 8 and 800x1333 batch 1 and 2, fp32 and
+bf16 autocast, with the spread of the per-run ratio, and the training peak memory at 800x1333 batch 2.
 
 Times are medians of ``--repeats`` runs (4x as many for the 224x224 backbone forward) after a
 warm-up, the compared functions interleaved run by run. Peak memory is the growth of the peak
@@ -56,8 +56,8 @@ TARGETS = {
     "train_memory": 1.2,
     "oc_forward": 10.0,
     "oc_train": 5.0,
-    "backbone_224": 1.3,
-    "backbone_800": 1.2,
+    "backbone_224": 1.2,  # the training-speed issue's targets (the compile issue asked 1.3 / 1.2)
+    "backbone_800": 1.1,
     "memory": 1.5,
     "memory_fixed": 1.5,
 }
@@ -278,7 +278,7 @@ def training_table(repeats: int) -> dict[str, float]:
         "convnext": timm.create_model("convnext_tiny", features_only=True).train(),
     }
     ratios = {}
-    for batch, height, width in ((8, 224, 224), (1, 800, 1333)):
+    for batch, height, width in ((8, 224, 224), (1, 800, 1333), (2, 800, 1333)):
         x = torch.randn(batch, 3, height, width)
         for dtype in ("fp32", "bf16"):
             autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
@@ -296,7 +296,7 @@ def training_table(repeats: int) -> dict[str, float]:
             pairs = [a / b for a, b in zip(per_run["ours"], per_run["convnext"], strict=True)]
             ours, convnext = statistics.median(per_run["ours"]), statistics.median(per_run["convnext"])
             ratio = ours / convnext
-            if dtype == "fp32":
+            if dtype == "fp32" and (height, batch) in ((224, 8), (800, 1)):
                 ratios[f"train_{height}"] = ratio
             print(
                 f"| {batch}x3x{height}x{width} | {dtype} | {ours * 1e3:.0f} ms | {convnext * 1e3:.0f} ms "
@@ -548,6 +548,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--skip-compiled",
         action="store_true",
         help="leave out the torch.compile table (minutes of compiling)",
+    )
+    parser.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="leave out the training-step tables (forward+backward time and peak memory)",
     )
     parser.add_argument(
         "--max-direct-macs", type=float, default=1e9, help="calibrate: skip slower direct runs"
