@@ -11,6 +11,7 @@ pytest.importorskip("mmdet")
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_gpu_check_cpu_dry_run():
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools/analysis_tools/gpu_check.py"), "--cpu"],
