@@ -20,6 +20,7 @@ __all__ = [
     "autocast_dtype",
     "eager_fast_paths",
     "gelu_",
+    "gelu_gate",
     "l2_layer_norm",
     "l2_layer_norm_reference",
     "pointwise_to_channels_first",
@@ -64,10 +65,30 @@ def gelu_(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     return torch.ops.aten.gelu_(x, approximate=approximate)
 
 
+class _GeluGate(torch.autograd.Function):
+    """``x1 * GELU(x2)`` that keeps only its two inputs for backward and recomputes GELU(x2) there."""
+
+    @staticmethod
+    def forward(ctx, x1: torch.Tensor, x2: torch.Tensor, approximate: str) -> torch.Tensor:
+        ctx.save_for_backward(x1, x2)
+        ctx.approximate = approximate
+        return x1 * F.gelu(x2, approximate=approximate)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        x1, x2 = ctx.saved_tensors
+        grad_x1 = grad * F.gelu(x2, approximate=ctx.approximate) if ctx.needs_input_grad[0] else None
+        grad_x2 = None
+        if ctx.needs_input_grad[1]:
+            grad_x2 = torch.ops.aten.gelu_backward(grad * x1, x2, approximate=ctx.approximate)
+        return grad_x1, grad_x2, None
+
+
 @torch.jit.unused
-def _inference_in_place(x: torch.Tensor) -> bool:
-    """Whether ``x`` may be overwritten: eager PyTorch and no autograd graph through it."""
-    return eager_fast_paths() and not x.requires_grad
+def gelu_gate(x1: torch.Tensor, x2: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """``x1 * GELU(x2)`` for eager training: autograd keeps x1 and x2 but not GELU(x2) (a saving of
+    one activation of the gate's size per block; the BGU's is 2.5 channels wide)."""
+    return _GeluGate.apply(x1, x2, approximate)
 
 
 _LN_EPS = 1e-30
@@ -263,8 +284,10 @@ class BGU(nn.Module):
         # concatenation of the halves' gradients in backward (a copy of fc1's whole output)
         weight, bias, half = self.fc1.weight, self.fc1.bias, self.fc2.in_features
         x1, x2 = F.linear(x, weight[:half], bias[:half]), F.linear(x, weight[half:], bias[half:])
-        if not torch.jit.is_scripting() and _inference_in_place(x1):
+        if torch.jit.is_scripting() or not eager_fast_paths():
+            gated = x1 * self.act(x2)
+        elif not x1.requires_grad:
             gated = x1.mul_(gelu_(x2, self.act.approximate))  # saves a large allocation
         else:
-            gated = x1 * self.act(x2)
+            gated = gelu_gate(x1, x2, self.act.approximate)
         return self.drop2(self.fc2(self.drop1(gated)))

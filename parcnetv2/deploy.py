@@ -164,7 +164,8 @@ def build_openmmlab_part(config: str, checkpoint: str | None = None) -> tuple[nn
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
-    from parcnetv2.detection.runtime import build_model, config_scope
+    from parcnetv2.openmmlab.config import config_scope
+    from parcnetv2.openmmlab.runner import build_model
 
     cfg = Config.fromfile(config)
     scope = config_scope(cfg)

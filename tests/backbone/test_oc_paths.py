@@ -8,7 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from parcnetv2.backbone import OversizedConv2d, ParCNetV2, oversized_conv
-from parcnetv2.backbone.layers import l2_layer_norm, pointwise_to_channels_first, pointwise_to_channels_last
+from parcnetv2.backbone.layers import (
+    gelu_gate,
+    l2_layer_norm,
+    pointwise_to_channels_first,
+    pointwise_to_channels_last,
+)
 from parcnetv2.backbone.oc_cost import PassShape, choose_path, path_costs
 from parcnetv2.backbone.oc_toeplitz import toeplitz, toeplitz_windows
 from parcnetv2.backbone.oversized_conv import OC_PATHS, force_oc_path, plan_oc_paths
@@ -357,3 +362,20 @@ def test_l2_layer_norm_branch_free_variant(monkeypatch):
     expected = l2_layer_norm(x, weight)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     torch.testing.assert_close(l2_layer_norm(x, weight), expected)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_gate_recomputes_exactly(approximate):
+    """The BGU's training gate (GELU recomputed in backward): fp64 gradcheck; equals the formula."""
+    torch.manual_seed(0)
+    x1, x2 = (torch.randn(2, 3, 4, 10, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    assert torch.autograd.gradcheck(lambda a, b: gelu_gate(a, b, approximate), (x1, x2))
+    a, b = (t.detach().float().requires_grad_() for t in (x1, x2))
+    out = gelu_gate(a, b, approximate)
+    out.square().sum().backward()
+    reference = a.detach().requires_grad_(), b.detach().requires_grad_()
+    expected = reference[0] * F.gelu(reference[1], approximate=approximate)
+    expected.square().sum().backward()
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    torch.testing.assert_close(a.grad, reference[0].grad, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(b.grad, reference[1].grad, rtol=1e-6, atol=1e-6)

@@ -82,7 +82,7 @@ def test_compile_training_fullgraph_gradients():
 
 def test_compile_features_only_and_openmmlab_backbone():
     pytest.importorskip("mmengine")
-    from parcnetv2.detection.backbone import ParCNetV2Backbone
+    from parcnetv2.openmmlab.backbone import ParCNetV2Backbone
 
     torch.manual_seed(0)
     for model in (small_features(), ParCNetV2Backbone(**SMALL).eval()):

@@ -142,7 +142,8 @@ def mask_rcnn_iteration(device: str, work: Path) -> float:
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
-    from parcnetv2.detection.runtime import build_model
+
+    from parcnetv2.openmmlab.runner import build_model
 
     data = work / "coco"
     generate = [sys.executable, "-m", "parcnetv2.builtin_data", "coco", "--out", str(data)]
