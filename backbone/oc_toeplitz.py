@@ -29,15 +29,18 @@ def _toeplitz_index(n: int, device: torch.device) -> torch.Tensor:
     return (steps[None, :] - steps[:, None] + (n - 1)).reshape(-1)
 
 
-def toeplitz(weight: torch.Tensor, n: int) -> torch.Tensor:
+def toeplitz(weight: torch.Tensor, n: int, full: bool = False) -> torch.Tensor:
     """The (C, n, n) matrices ``T[c, i, j] = weight[c, j - i + K // 2]`` (zero outside) of a (C, K) kernel.
 
     Built by index arithmetic and one gather, with no branch on ``n`` or ``K``: traceable at a
-    symbolic ``n`` (torch.compile, torch.export, ONNX, FX, TorchScript).
+    symbolic ``n`` (torch.compile, torch.export, ONNX, FX, TorchScript). ``full``: the caller
+    guarantees K = 2n - 1 (adaptive kernels), so no index falls outside and the gather needs no mask.
     """
     taps = weight.shape[-1]
     steps = torch.arange(n, device=weight.device)
     index = steps[None, :] - steps[:, None] + taps // 2
+    if full:
+        return weight[:, index]
     index = torch.where((index >= 0) & (index < taps), index, taps)  # taps: the appended zero
     return F.pad(weight, (0, 1))[:, index]
 
@@ -64,12 +67,13 @@ def toeplitz_product(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.T
     return torch.matmul(x, matrix.mT)  # (B, C, H, W) @ (C, W, W)
 
 
-def toeplitz_pass(x: torch.Tensor, weight: torch.Tensor, dim: int) -> torch.Tensor:
+def toeplitz_pass(x: torch.Tensor, weight: torch.Tensor, dim: int, full: bool = False) -> torch.Tensor:
     """Depthwise 'same' correlation of NCHW ``x`` with a (C, K) kernel along ``dim`` as one plain matmul.
 
-    The traceable formulation (autograd differentiates the gather and the matmul); any ``K``.
+    The traceable formulation (autograd differentiates the gather and the matmul); any ``K``
+    (``full``: K = 2n - 1, see :func:`toeplitz`).
     """
-    return toeplitz_product(x, toeplitz(weight, x.shape[dim]), dim)
+    return toeplitz_product(x, toeplitz(weight, x.shape[dim], full), dim)
 
 
 def _diagonal_sums(gram: torch.Tensor, taps: int) -> torch.Tensor:

@@ -106,13 +106,16 @@ def resize_taps(kernel: torch.Tensor, length: int) -> torch.Tensor:
 torch.fx.wrap("resize_taps")
 
 
-def oc_matmul(x: torch.Tensor, kernel_h: torch.Tensor, kernel_w: torch.Tensor) -> torch.Tensor:
+def oc_matmul(
+    x: torch.Tensor, kernel_h: torch.Tensor, kernel_w: torch.Tensor, full: bool = False
+) -> torch.Tensor:
     """The OC of NCHW ``x`` with (C, Kh) / (C, Kw) kernels as two Toeplitz matmuls (any odd K).
 
-    Standard ops only and no branch on sizes: what tracers and exporters record.
+    Standard ops only and no branch on sizes: what tracers and exporters record. ``full``: the
+    kernels have exactly 2H - 1 and 2W - 1 taps (adaptive mode), which saves the gathers a mask.
     """
-    vertical = toeplitz_pass(x, kernel_h.to(x.dtype), 2)
-    return toeplitz_pass(vertical, kernel_w.to(x.dtype), 3)
+    vertical = toeplitz_pass(x, kernel_h.to(x.dtype), 2, full)
+    return toeplitz_pass(vertical, kernel_w.to(x.dtype), 3, full)
 
 
 def oc_pass_shapes(x_shape: Sequence[int], taps_h: int, taps_w: int) -> tuple[PassShape, PassShape]:
@@ -288,6 +291,7 @@ class OversizedConv2d(nn.Module):
         if self.mode == "adaptive":
             kernel_h = resize_taps(kernel_h, 2 * x.shape[2] - 1)
             kernel_w = resize_taps(kernel_w, 2 * x.shape[3] - 1)
+            return oc_matmul(x, kernel_h, kernel_w, full=True)
         return oc_matmul(x, kernel_h, kernel_w)
 
     @torch.jit.unused

@@ -163,6 +163,8 @@ def test_toeplitz_matrix_definition(build):
                 tap = j - i + 3
                 expected = weight[:, tap] if 0 <= tap < 7 else torch.zeros(3)
                 torch.testing.assert_close(matrix[:, i, j], expected, rtol=0, atol=0)
+    full = torch.randn(3, 9)  # K = 2n - 1 exactly: the unmasked gather
+    torch.testing.assert_close(toeplitz(full, 5, full=True), toeplitz(full, 5), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("mode", ("adaptive", "fixed"))
