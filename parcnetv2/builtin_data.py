@@ -317,6 +317,11 @@ class _Spec:
     task: ClassVar[str] = ""
     title: ClassVar[str] = ""
 
+    def __init_subclass__(cls, task: str = "", title: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if task:
+            cls.task, cls.title = task, title
+
     def to_json(self) -> dict[str, Any]:
         values = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
         return {"task": self.task, **values}
@@ -333,11 +338,9 @@ def _image_rng(seed: int, split: str, *index: int) -> np.random.Generator:
 
 
 @dataclass(frozen=True)
-class ClsSpec(_Spec):
+class ClsSpec(_Spec, task="cls", title="built-in classification set"):
     """The classification set: ``train_per_class`` + ``val_per_class`` square images per class."""
 
-    task: ClassVar[str] = "cls"
-    title: ClassVar[str] = "built-in classification set"
     seed: int = 0
     image_size: int = 64
     train_per_class: int = 240
@@ -378,8 +381,8 @@ def _check_sizes(lo: tuple[int, int], hi: tuple[int, int]) -> None:
 @dataclass(frozen=True)
 class _SceneSpec(_Spec):
     seed: int = 0
-    num_train: int = 400
-    num_val: int = 100
+    num_train: int = 300
+    num_val: int = 60
     min_size: tuple[int, int] = (128, 128)  # (height, width) lower bounds
     max_size: tuple[int, int] = (192, 192)  # (height, width) upper bounds
     version: int = FORMAT_VERSION
@@ -401,11 +404,8 @@ class _SceneSpec(_Spec):
 
 
 @dataclass(frozen=True)
-class CocoSpec(_SceneSpec):
+class CocoSpec(_SceneSpec, task="coco", title="built-in COCO-format set"):
     """The COCO-format instance segmentation set (visible objects as polygons)."""
-
-    task: ClassVar[str] = "coco"
-    title: ClassVar[str] = "built-in COCO-format set"
 
     def write(self, root: Path) -> None:
         (root / "annotations").mkdir(parents=True)
@@ -446,13 +446,8 @@ def _coco_instance(label: int, polygon: np.ndarray, width: int, height: int) -> 
 
 
 @dataclass(frozen=True)
-class AdeSpec(_SceneSpec):
+class AdeSpec(_SceneSpec, task="ade", title="built-in segmentation set"):
     """The semantic segmentation set, in ADE20K's layout and label convention."""
-
-    task: ClassVar[str] = "ade"
-    title: ClassVar[str] = "built-in segmentation set"
-    num_train: int = 300
-    num_val: int = 60
 
     def write(self, root: Path) -> None:
         for split, count in (("training", self.num_train), ("validation", self.num_val)):

@@ -263,12 +263,7 @@ def plot_scalars(
         lr_ax.set_ylabel("learning rate")
     ax.legend(loc="upper right")
     ax.set_title(title)
-    fig.tight_layout()
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_file)
-    plt.close(fig)
-    return out_file
+    return _save_figure(fig, out_file)
 
 
 def plot_runs(
@@ -302,6 +297,13 @@ def plot_runs(
         ax.axis("off")
     axes.flat[0].legend(fontsize=9)
     fig.suptitle(title)
+    return _save_figure(fig, out_file)
+
+
+def _save_figure(fig: Any, out_file: str | os.PathLike) -> Path:
+    """Lay out, write and close a matplotlib figure as a PNG."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The main job end to end with the tiny budget, its rerun behaviour, and ``tools/demo.py``."""
+"""The main job end to end with the tiny budget, its rerun behaviour, and ``tools/misc/image_demo.py``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def _png_size(path: str | Path) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+@pytest.mark.slow
 def test_every_stage_writes_checkpoint_metrics_and_pictures(demo: tuple[Path, str]) -> None:
     out, _ = demo
     summary = json.loads((out / "summary.json").read_text())
@@ -69,6 +70,7 @@ def test_every_stage_writes_checkpoint_metrics_and_pictures(demo: tuple[Path, st
         assert checkpoint not in (out / task / "scratch" / "config.py").read_text(), task
 
 
+@pytest.mark.slow
 def test_summary_reports_what_the_pipelines_printed(demo: tuple[Path, str]) -> None:
     out, stdout = demo
     stages = json.loads((out / "summary.json").read_text())["stages"]
@@ -92,6 +94,7 @@ def test_summary_reports_what_the_pipelines_printed(demo: tuple[Path, str]) -> N
         assert row in table and row in stdout
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_stages_and_redoes_only_what_is_missing(demo: tuple[Path, str]) -> None:
     out, _ = demo
     before = json.loads((out / "summary.json").read_text())["stages"]
@@ -113,6 +116,7 @@ def test_rerun_skips_finished_stages_and_redoes_only_what_is_missing(demo: tuple
     assert "pictures already done" not in stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["detection", "segmentation"])
 def test_tools_demo_draws_on_any_image(demo: tuple[Path, str], task: str, tmp_path: Path) -> None:
     out, _ = demo
@@ -120,10 +124,13 @@ def test_tools_demo_draws_on_any_image(demo: tuple[Path, str], task: str, tmp_pa
     data = json.loads((out / "data" / "result.json").read_text())
     image = sorted((Path(data["coco"]) / "val").glob("*.png"))[0]  # a detection image for both
     picture = tmp_path / f"{task}.png"
-    _run("tools/demo.py", str(image), result["config"], result["checkpoint"], "--out", str(picture))
+    _run(
+        "tools/misc/image_demo.py", str(image), result["config"], result["checkpoint"], "--out", str(picture)
+    )
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_pictures_refuse_a_checkpoint_of_another_task(demo: tuple[Path, str]) -> None:
     from parcnetv2.backbone import CheckpointError
 
@@ -138,7 +145,7 @@ def test_pictures_refuse_a_checkpoint_of_another_task(demo: tuple[Path, str]) ->
 
 def test_tools_demo_rejects_missing_files(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "tools/demo.py", str(tmp_path / "nope.jpg"), "cfg.py", "ckpt.pth"],
+        [sys.executable, "tools/misc/image_demo.py", str(tmp_path / "nope.jpg"), "cfg.py", "ckpt.pth"],
         cwd=REPO,
         capture_output=True,
         text=True,
