@@ -22,7 +22,6 @@ its last checkpoint) unless its inputs changed. The summary table is printed at 
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import os
@@ -226,7 +225,7 @@ def _pretrained(ctx: _Context) -> str:
     return checkpoint
 
 
-def _downstream(ctx: _Context, stage: str, build: Callable[[Path, str | None], Any], ckpt_name: str) -> dict:
+def _downstream(ctx: _Context, stage: str, build: Callable[[Path, str | None], Any]) -> dict:
     """Train and test ``build(work_dir, pretrained)`` twice -- from the classification checkpoint and from
     scratch, same budget and seed -- side by side when the budget says so; returns ``{run: result}``.
 
@@ -249,14 +248,14 @@ def _downstream(ctx: _Context, stage: str, build: Callable[[Path, str | None], A
     if todo and ctx.budget.parallel and len(todo) > 1:
         logs = ", ".join(str(ctx.out / stage / run / "stdout.log") for run in todo)
         _say(f"{stage}: training {' and '.join(todo)} side by side, one thread each (logs: {logs})")
-        results = _in_processes({run: (cfg, key, ckpt_name) for run, (cfg, key) in todo.items()})
+        results = _in_processes({run: (cfg, key) for run, (cfg, key) in todo.items()})
     else:
-        results = {run: _train_test_run(cfg, key, ckpt_name) for run, (cfg, key) in todo.items()}
+        results = {run: _train_test_run(cfg, key) for run, (cfg, key) in todo.items()}
     jobs.update(results)
     return {run: jobs[run] for run in RUNS}
 
 
-def _in_processes(jobs: dict[str, tuple[Any, str, str]]) -> dict[str, dict]:
+def _in_processes(jobs: dict[str, tuple[Any, str]]) -> dict[str, dict]:
     """Run ``_train_test_run`` for each job in its own (spawned) process, concurrently."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -267,12 +266,13 @@ def _in_processes(jobs: dict[str, tuple[Any, str, str]]) -> dict[str, dict]:
         return {run: future.result() for run, future in futures.items()}
 
 
-def _train_test_run(cfg: Any, key: str, ckpt_name: str, in_child: bool = False) -> dict[str, Any]:
-    """Train ``cfg`` without validation (resuming from its work dir), test the checkpoint it ended with
-    (``ckpt_name`` formatted with the runner) as mmdet's/mmseg's ``tools/test.py`` do; record the result
-    in ``work_dir/run.json``. ``in_child``: one thread, output to ``work_dir/stdout.log``."""
-    from mmengine.runner import Runner
+def _train_test_run(cfg: Any, key: str, in_child: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` without validation (resuming from its work dir), then test the checkpoint it ended
+    with as mmdet's/mmseg's ``tools/test.py`` do (:func:`parcnetv2.openmmlab.runner.train_then_test`);
+    record it in ``work_dir/run.json``. ``in_child``: one thread, output to ``work_dir/stdout.log``."""
     from mmengine.utils import import_modules_from_strings
+
+    from parcnetv2.openmmlab.runner import train_then_test
 
     work_dir = Path(cfg.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -284,27 +284,12 @@ def _train_test_run(cfg: Any, key: str, ckpt_name: str, in_child: bool = False) 
         os.dup2(log, 1)
         os.dup2(log, 2)
     import_modules_from_strings(**cfg.get("custom_imports", {}))
-    cfg.dump(str(work_dir / "config.py"))  # what the pictures stage and tools/demo.py load
+    cfg.dump(str(work_dir / "config.py"))  # what the pictures stage and tools/misc/image_demo.py load
     begin = time.perf_counter()
-    train_cfg = copy.deepcopy(cfg)
-    # mmengine keeps one visualizer per name and process: a second run would log into the first's folder
-    train_cfg.visualizer.name = f"demo_{work_dir.parent.name}_{work_dir.name}_{time.time_ns()}"
-    train_cfg.resume = True
-    train_cfg.val_dataloader = train_cfg.val_cfg = train_cfg.val_evaluator = None
-    runner = Runner.from_cfg(train_cfg)
-    runner.train()
-    checkpoint = str(work_dir / ckpt_name.format(epoch=runner.epoch, iter=runner.iter))
-    epochs, iterations = runner.epoch, runner.iter
-    del runner
-    test_cfg = copy.deepcopy(cfg)
-    test_cfg.load_from = checkpoint
-    test_cfg.model.backbone.init_cfg = None
-    test_cfg.work_dir = str(work_dir / "test")
-    test_cfg.visualizer.name = f"{train_cfg.visualizer.name}_test"
-    metrics = {k: float(v) for k, v in Runner.from_cfg(test_cfg).test().items()}
+    run = train_then_test(cfg, validate=False, resume=True, test_work_dir=work_dir / "test")
     result = dict(
-        key=key, metrics=metrics, checkpoint=checkpoint, epochs=epochs, iterations=iterations,
-        work_dir=str(work_dir), wall_s=round(time.perf_counter() - begin, 1),
+        key=key, metrics=run["test_metrics"], checkpoint=run["checkpoint"], epochs=run["epochs"],
+        iterations=run["iterations"], work_dir=str(work_dir), wall_s=round(time.perf_counter() - begin, 1),
         pretrained=(cfg.model.backbone.get("init_cfg") or {}).get("checkpoint"),
     )  # fmt: skip
     _write_json(work_dir / "run.json", result)
@@ -329,7 +314,7 @@ def _stage_detection(ctx: _Context) -> dict[str, Any]:
         _loader_workers(cfg, 0 if ctx.budget.parallel else 1)
         return cfg
 
-    runs = _downstream(ctx, "detection", build, "epoch_{epoch}.pth")
+    runs = _downstream(ctx, "detection", build)
     names = ("bbox_mAP", "segm_mAP", "bbox_mAP_50", "segm_mAP_50")
     return dict(
         model="Mask R-CNN + ParCNetV2-XT",
@@ -370,7 +355,8 @@ def _loader_workers(cfg: Any, workers: int) -> None:
 
 
 def _stage_segmentation(ctx: _Context) -> dict[str, Any]:
-    from parcnetv2.segmentation.quickstart import BUILTIN_CONFIG, build_config
+    from parcnetv2.openmmlab.config import load_config as build_config
+    from parcnetv2.segmentation.train_builtin import BUILTIN_CONFIG
 
     iters = ctx.budget.seg_iters
 
@@ -382,7 +368,7 @@ def _stage_segmentation(ctx: _Context) -> dict[str, Any]:
         _loader_workers(cfg, 0 if ctx.budget.parallel else 1)
         return cfg
 
-    runs = _downstream(ctx, "segmentation", build, "iter_{iter}.pth")
+    runs = _downstream(ctx, "segmentation", build)
     return dict(
         model="UperNet + ParCNetV2-XT",
         **_both_metrics(runs, {name: name for name in ("mIoU", "mAcc", "aAcc")}, 2),

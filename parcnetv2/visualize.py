@@ -1,7 +1,7 @@
 """Draw a detector's or segmentor's predictions on an image, and plot OpenMMLab training curves.
 
 One entry point for detection (mmdet) and segmentation (mmseg) configs alike; the config's
-``default_scope`` picks the toolbox. Used by ``tools/demo.py`` and the end-to-end demo
+``default_scope`` picks the toolbox. Used by ``tools/misc/image_demo.py`` and the end-to-end demo
 (:mod:`parcnetv2.demo`).
 """
 
@@ -51,9 +51,9 @@ class Predictor:
     ):
         from mmengine.config import Config
 
-        from parcnetv2.detection.checkpoint_coverage import check_checkpoint_covers
-        from parcnetv2.detection.compat import allow_mmengine_checkpoints
-        from parcnetv2.detection.runtime import config_scope
+        from parcnetv2.openmmlab.checkpoint_coverage import check_checkpoint_covers
+        from parcnetv2.openmmlab.config import config_scope
+        from parcnetv2.openmmlab.weights_only import allow_mmengine_checkpoints
 
         checkpoint = Path(checkpoint)
         if not checkpoint.is_file():

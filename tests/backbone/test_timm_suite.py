@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import timm
 
 
@@ -21,6 +22,7 @@ def cached_timm_tests() -> Path:
     return cache / f"timm-{timm.__version__}-tests" / "test_models.py"
 
 
+@pytest.mark.slow
 def test_timm_model_suite_passes_for_every_variant(tmp_path):
     source = cached_timm_tests()
     assert source.is_file(), f"{source} is missing: `make setup` caches timm's tests"

@@ -29,6 +29,9 @@ def relative(actual, expected) -> float:
     return max(float((a - e).abs().max() / e.abs().max()) for a, e in zip(actual, expected, strict=True))
 
 
+pytestmark = pytest.mark.slow  # compiling and exporting take tens of seconds per test
+
+
 @pytest.fixture(autouse=True)
 def fresh_dynamo():
     torch._dynamo.reset()

@@ -460,6 +460,3 @@ def test_train_builtin_trains_then_tests_with_tta(tiny_data: Path, tmp_path: Pat
     assert Path(result["checkpoint"]).name == "iter_2.pth"
     assert set(result["metrics"]) == set(result["tta_metrics"]) == {"mIoU", "mAcc", "aAcc"}
     assert (tmp_path / "result.json").is_file()
-    from parcnetv2.segmentation import quickstart  # the old name, until parcnetv2/demo.py switches
-
-    assert quickstart.BUILTIN_CONFIG == train_builtin.BUILTIN_CONFIG
