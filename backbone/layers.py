@@ -283,6 +283,7 @@ class BGU(nn.Module):
         # fc1 as two matmuls on its weight's halves: the same values as chunking fc1(x), without the
         # concatenation of the halves' gradients in backward (a copy of fc1's whole output)
         weight, bias, half = self.fc1.weight, self.fc1.bias, self.fc2.in_features
+        assert bias is not None  # built with one (and TorchScript needs the refinement)
         x1, x2 = F.linear(x, weight[:half], bias[:half]), F.linear(x, weight[half:], bias[half:])
         if torch.jit.is_scripting() or not eager_fast_paths():
             gated = x1 * self.act(x2)

@@ -74,6 +74,7 @@ class ParCTokenMixer(nn.Module):
         # pwconv1 as two matmuls on its weight's halves (gate, branch): chunking its output instead
         # would concatenate the halves' gradients in backward, a copy of the whole output
         weight, bias, half = self.pwconv1.weight, self.pwconv1.bias, self.pwconv2.in_channels
+        assert bias is not None  # built with one (and TorchScript needs the refinement)
         gate = pointwise_to_channels_first(x, weight[:half], bias[:half])
         branch = pointwise_to_channels_first(x, weight[half:], bias[half:])
         if not torch.jit.is_scripting() and eager_fast_paths() and not gate.requires_grad:
