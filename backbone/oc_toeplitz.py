@@ -95,9 +95,11 @@ class _ToeplitzConv1d(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: torch.Tensor, weight: torch.Tensor, dim: int) -> torch.Tensor:
+        # keeps x as given (e.g. channels-last, shared with another consumer) and makes contiguous copies
+        # where BLAS wants them, so that the pass adds no activation-sized tensor to what autograd keeps
         ctx.save_for_backward(x, weight)
         ctx.dim = dim
-        return toeplitz_product(x, toeplitz_windows(weight, x.shape[dim]), dim)
+        return toeplitz_product(x.contiguous(), toeplitz_windows(weight, x.shape[dim]), dim)
 
     @staticmethod
     @once_differentiable
@@ -109,6 +111,7 @@ class _ToeplitzConv1d(torch.autograd.Function):
         if ctx.needs_input_grad[0]:  # the adjoint: T^T
             grad_x = toeplitz_product(grad, toeplitz_windows(weight, x.shape[dim]).mT, dim)
         if ctx.needs_input_grad[1]:  # G[c] = sum over images of grad[b, c] x[b, c]^T (along dim)
+            x = x.contiguous()
             gram = torch.matmul(grad, x.mT) if dim == 2 else torch.matmul(grad.mT, x)
             half = gram.dtype in (torch.float16, torch.bfloat16)
             gram = gram[0] if gram.shape[0] == 1 else gram.sum(0, dtype=torch.float32 if half else None)
@@ -131,10 +134,10 @@ def toeplitz_conv1d(
     full = 2 * n - 1
     if weight.shape[-1] > full:
         weight = weight.narrow(-1, (weight.shape[-1] - full) // 2, full)
-    x = x.contiguous()
     tracked = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     if cache is None or tracked:
         return _ToeplitzConv1d.apply(x, weight, dim)
+    x = x.contiguous()
     key = (dim, n, weight.dtype, weight.device)
     matrix = cache.get(key)
     if matrix is None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, calculate_drop_path_rates, trunc_normal_
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
@@ -76,7 +77,9 @@ class ParCTokenMixer(nn.Module):
         weight, bias, half = self.pwconv1.weight, self.pwconv1.bias, self.pwconv2.in_channels
         assert bias is not None  # built with one (and TorchScript needs the refinement)
         gate = pointwise_to_channels_first(x, weight[:half], bias[:half])
-        branch = pointwise_to_channels_first(x, weight[half:], bias[half:])
+        # the branch in channels-last memory (an NCHW view of an NHWC result): what the 7x7 conv wants;
+        # the OC reads a contiguous copy that it does not keep for backward
+        branch = F.linear(x, weight[half:].flatten(1), bias[half:]).permute(0, 3, 1, 2)
         if not torch.jit.is_scripting() and eager_fast_paths() and not gate.requires_grad:
             # inference: activate and gate inside pwconv1's output (fewer large allocations)
             spatial = self._spatial(gelu_(branch, self.act.approximate))
@@ -88,8 +91,8 @@ class ParCTokenMixer(nn.Module):
     def _spatial(self, branch: torch.Tensor) -> torch.Tensor:
         """Oversized conv + 7x7 depthwise conv of the activated branch.
 
-        The 7x7 conv reads a channels-last copy: oneDNN's depthwise kernels are several times faster
-        on it than on NCHW (forward and backward), far more than the copy costs.
+        The 7x7 conv reads channels-last memory: oneDNN's depthwise kernels are several times faster
+        on it than on NCHW (forward and backward).
         """
         local = self.dwconv2(branch.contiguous(memory_format=torch.channels_last))
         return self.dwconv1(branch).add_(local)
