@@ -21,6 +21,7 @@ __all__ = [
     "eager_fast_paths",
     "gelu_",
     "gelu_gate",
+    "linear_add",
     "l2_layer_norm",
     "l2_layer_norm_reference",
     "pointwise_to_channels_first",
@@ -174,6 +175,22 @@ class L2LayerNorm(nn.Module):
         return f"{self.weight.numel()}, channel_dim={self.channel_dim}, eps={self.eps}"
 
 
+def linear_add(
+    shortcut: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``shortcut + F.linear(x, weight, bias)`` over the last axis, as one ``addmm``.
+
+    The residual sum is the matmul's output, so compilers give the residual stream the matmul's
+    contiguous layout (inductor otherwise picked transposed layouts for it from the channels-first
+    OC branch, and its norms then ran as scalar loops).
+    """
+    if bias is not None:
+        shortcut = shortcut + bias
+    rows = x.reshape(-1, x.shape[-1])
+    out = torch.addmm(shortcut.reshape(-1, shortcut.shape[-1]), rows, weight.t())
+    return out.view(shortcut.shape)
+
+
 def pointwise_to_channels_first(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -193,12 +210,23 @@ def pointwise_to_channels_first(
 
 
 def pointwise_to_channels_last(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    shortcut: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """A 1x1 convolution from channels-first (B, Cin, H, W) to channels-last (B, H, W, Cout)."""
+    """A 1x1 convolution from channels-first (B, Cin, H, W) to channels-last (B, H, W, Cout).
+
+    ``shortcut`` (B, H, W, Cout): added to the result (traced, inside the matmul: see
+    :func:`linear_add`).
+    """
     weight = weight.reshape(weight.shape[0], -1)
     if torch.jit.is_scripting() or not eager_fast_paths():
+        if shortcut is not None:
+            return linear_add(shortcut, x.permute(0, 2, 3, 1), weight, bias)
         return F.linear(x.permute(0, 2, 3, 1), weight, bias)
+    if shortcut is not None:
+        return shortcut + pointwise_to_channels_last(x, weight, bias)
     batch, channels, height, width = x.shape
     rows = x.reshape(batch, channels, height * width).mT
     weights = weight.mT.expand(batch, -1, -1)
@@ -279,7 +307,8 @@ class BGU(nn.Module):
         self.fc2 = nn.Linear(hidden // 2, dim, bias=False)
         self.drop2 = nn.Dropout(drop)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
+        """``fc2(x1 * GELU(x2))``, plus ``shortcut`` if given (traced: inside ``fc2``'s matmul)."""
         # fc1 as two matmuls on its weight's halves: the same values as chunking fc1(x), without the
         # concatenation of the halves' gradients in backward (a copy of fc1's whole output)
         weight, bias, half = self.fc1.weight, self.fc1.bias, self.fc2.in_features
@@ -291,4 +320,9 @@ class BGU(nn.Module):
             gated = x1.mul_(gelu_(x2, self.act.approximate))  # saves a large allocation
         else:
             gated = gelu_gate(x1, x2, self.act.approximate)
-        return self.drop2(self.fc2(self.drop1(gated)))
+        gated = self.drop1(gated)
+        if shortcut is None:
+            return self.drop2(self.fc2(gated))
+        if (torch.jit.is_scripting() or not eager_fast_paths()) and not (self.training and self.drop2.p > 0):
+            return linear_add(shortcut, gated, self.fc2.weight)
+        return shortcut + self.drop2(self.fc2(gated))

@@ -88,19 +88,20 @@ def resize_taps(kernel: torch.Tensor, length: int) -> torch.Tensor:
     """A (C, K) kernel resized to (C, ``length``) taps: linear, both end taps kept.
 
     ``F.interpolate(..., mode="bilinear", align_corners=True)``'s definition (tap ``i`` samples
-    ``i * (K - 1) / (length - 1)``; a single tap takes the first), computed in float64 (ATen's CPU
-    kernel rounds the sample positions in float32) by index arithmetic with no branch or reshape on
-    ``length``, so it traces at symbolic sizes.
+    ``i * (K - 1) / (length - 1)``; a single tap takes the first), with the sample positions in
+    float64 (ATen's CPU kernel rounds them in float32). One matmul with the (K, length) matrix of
+    interpolation weights ``max(0, 1 - |position - k|)``, built by index arithmetic with no branch
+    or reshape on ``length``: it traces at symbolic sizes, and compilers keep the resized kernel as
+    the matmul's result instead of recomputing the interpolation in every Toeplitz entry read from it.
     """
     taps = kernel.shape[-1]
     exact = torch.float32 if kernel.device.type == "mps" else torch.float64  # MPS has no float64
     steps = torch.arange(length, device=kernel.device, dtype=exact)
     scale = (taps - 1) / steps[-1:].clamp_min(1.0)  # (1,)
     position = steps * scale
-    low = position.long()
-    high = (low + 1).clamp_max(taps - 1)
-    frac = (position - low).to(kernel.dtype)
-    return kernel[:, low] * (1 - frac) + kernel[:, high] * frac
+    offsets = position - torch.arange(taps, device=kernel.device, dtype=exact)[:, None]  # (K, length)
+    weights = (1 - offsets.abs()).clamp_min(0)
+    return kernel @ weights.to(kernel.dtype)
 
 
 torch.fx.wrap("resize_taps")

@@ -69,7 +69,8 @@ class ParCTokenMixer(nn.Module):
         self.dwconv2 = nn.Conv2d(hidden // 2, hidden // 2, 7, padding=3, groups=hidden // 2, bias=False)
         self.pwconv2 = nn.Conv2d(hidden // 2, dim, 1, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
+        """The mixed (B, H, W, C) tensor, plus ``shortcut`` if given (traced: inside ``pwconv2``'s matmul)."""
         # The spatial part runs channels-first (what the OC's matmuls and the 7x7 conv want); in eager
         # PyTorch the two 1x1 convs are matmuls whose transposed operands do the layout changes.
         # pwconv1 as two matmuls on its weight's halves (gate, branch): chunking its output instead
@@ -86,7 +87,7 @@ class ParCTokenMixer(nn.Module):
             gated = gate.mul_(spatial) if spatial.dtype == gate.dtype else gate * spatial
         else:
             gated = gate * self._spatial(self.act(branch))
-        return pointwise_to_channels_last(gated, self.pwconv2.weight)
+        return pointwise_to_channels_last(gated, self.pwconv2.weight, shortcut=shortcut)
 
     def _spatial(self, branch: torch.Tensor) -> torch.Tensor:
         """Oversized conv + 7x7 depthwise conv of the activated branch.
@@ -124,10 +125,16 @@ class ParCNetV2Block(nn.Module):
         self.mlp = BGU(dim, mlp_ratio)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.res_scale2 = Scale(dim, res_scale_init_value) if res_scale_init_value else nn.Identity()
+        self.has_drop_path = drop_path > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting() and eager_fast_paths() and not torch.is_grad_enabled():
-            return self._forward_in_place(x)
+        if not torch.jit.is_scripting() and eager_fast_paths():
+            if not torch.is_grad_enabled():
+                return self._forward_in_place(x)
+        elif not (self.training and self.has_drop_path):
+            # traced: each residual sum is computed by the branch's last matmul (see linear_add)
+            x = self.token_mixer(self.norm1(x), shortcut=self.res_scale1(x))
+            return self.mlp(self.norm2(x), shortcut=self.res_scale2(x))
         x = self.res_scale1(x) + self.drop_path1(self.token_mixer(self.norm1(x)))
         return self.res_scale2(x) + self.drop_path2(self.mlp(self.norm2(x)))
 

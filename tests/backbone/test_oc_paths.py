@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import random
+from unittest import mock
 
 import pytest
 import torch
 import torch.nn.functional as F
-from parcnetv2.backbone import OversizedConv2d, ParCNetV2, oversized_conv
+from parcnetv2.backbone import OversizedConv2d, ParCNetV2, layers, oversized_conv
+from parcnetv2.backbone import parcnetv2 as model
 from parcnetv2.backbone.layers import (
     gelu_gate,
     l2_layer_norm,
+    linear_add,
     pointwise_to_channels_first,
     pointwise_to_channels_last,
 )
@@ -292,6 +295,22 @@ def test_pointwise_layout_changes_are_1x1_convs():
     torch.testing.assert_close(first, reference)
     back = pointwise_to_channels_last(first, torch.randn(6, 8, 1, 1))
     assert back.shape == (2, 5, 7, 6) and back.is_contiguous()
+
+
+def test_shortcut_sums_inside_the_matmul():
+    """``linear_add`` and the branches' ``shortcut`` (the traced residual sums) equal the plain sums."""
+    torch.manual_seed(0)
+    x, shortcut = torch.randn(2, 5, 7, 6), torch.randn(2, 5, 7, 8)
+    weight, bias = torch.randn(8, 6), torch.randn(8)
+    torch.testing.assert_close(linear_add(shortcut, x, weight, bias), shortcut + F.linear(x, weight, bias))
+    block = ParCNetV2(depths=(1,), dims=(8,), kernel_sizes=(13,), res_scale_init_values=(0.5,)).stages[0][0]
+    h, shortcut = torch.randn(2, 7, 9, 8), torch.randn(2, 7, 9, 8)
+    for eager in (True, False):  # the fast eager path, and the traced formulation (as compilers see it)
+        patches = [mock.patch(f"{m.__name__}.eager_fast_paths", return_value=eager) for m in (layers, model)]
+        with torch.no_grad(), patches[0], patches[1]:
+            mixer, mlp = block.token_mixer, block.mlp
+            torch.testing.assert_close(mixer(h, shortcut=shortcut), shortcut + mixer(h))
+            torch.testing.assert_close(mlp(h, shortcut=shortcut), shortcut + mlp(h))
 
 
 @pytest.mark.parametrize("mode", ("adaptive", "fixed"))
