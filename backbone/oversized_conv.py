@@ -89,19 +89,36 @@ def resize_taps(kernel: torch.Tensor, length: int) -> torch.Tensor:
 
     ``F.interpolate(..., mode="bilinear", align_corners=True)``'s definition (tap ``i`` samples
     ``i * (K - 1) / (length - 1)``; a single tap takes the first), with the sample positions in
-    float64 (ATen's CPU kernel rounds them in float32). One matmul with the (K, length) matrix of
-    interpolation weights ``max(0, 1 - |position - k|)``, built by index arithmetic with no branch
-    or reshape on ``length``: it traces at symbolic sizes, and compilers keep the resized kernel as
-    the matmul's result instead of recomputing the interpolation in every Toeplitz entry read from it.
+    float64 (ATen's CPU kernel rounds them in float32), by index arithmetic with no branch or
+    reshape on ``length``, so it traces at symbolic sizes. Under ``torch.compile``/``torch.export``
+    the same values come from one matmul with the interpolation weights (:func:`_resize_taps_matmul`).
     """
     taps = kernel.shape[-1]
-    exact = torch.float32 if kernel.device.type == "mps" else torch.float64  # MPS has no float64
-    steps = torch.arange(length, device=kernel.device, dtype=exact)
-    scale = (taps - 1) / steps[-1:].clamp_min(1.0)  # (1,)
-    position = steps * scale
-    offsets = position - torch.arange(taps, device=kernel.device, dtype=exact)[:, None]  # (K, length)
-    weights = (1 - offsets.abs()).clamp_min(0)
-    return kernel @ weights.to(kernel.dtype)
+    position = _tap_positions(taps, length, kernel.device)
+    if not torch.jit.is_scripting() and torch.compiler.is_compiling():
+        return _resize_taps_matmul(kernel, position)
+    low = position.long()
+    high = (low + 1).clamp_max(taps - 1)
+    frac = (position - low).to(kernel.dtype)
+    return kernel[:, low] * (1 - frac) + kernel[:, high] * frac
+
+
+def _tap_positions(taps: int, length: int, device: torch.device) -> torch.Tensor:
+    """Where each of ``length`` resized taps samples a ``taps``-long kernel (align_corners), in float64."""
+    exact = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+    steps = torch.arange(length, device=device, dtype=exact)
+    return steps * ((taps - 1) / steps[-1:].clamp_min(1.0))
+
+
+@torch.jit.unused
+def _resize_taps_matmul(kernel: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """``kernel @ W`` with the (K, length) linear-interpolation weights ``max(0, 1 - |position - k|)``.
+
+    A compiled graph then keeps the resized kernel as the matmul's result; with the gather form,
+    inductor recomputed the interpolation (in float64) for every Toeplitz entry read from it.
+    """
+    offsets = position - torch.arange(kernel.shape[-1], device=kernel.device, dtype=position.dtype)[:, None]
+    return kernel @ (1 - offsets.abs()).clamp_min(0).to(kernel.dtype)
 
 
 torch.fx.wrap("resize_taps")
