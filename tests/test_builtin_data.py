@@ -195,3 +195,29 @@ def test_command_line(tmp_path: Path) -> None:
         and len(bad.stderr.strip().splitlines()) == 1
         and "not the requested" in bad.stderr
     )
+
+
+def test_objects_are_lighter_than_the_ground_around_them() -> None:
+    """The one contrast polarity all classes share (their colours are otherwise random)."""
+    from PIL import ImageDraw
+
+    luma = np.array([0.299, 0.587, 0.114])
+    checked = 0
+    for i in range(8):
+        scene = bd.render_scene(np.random.default_rng([7, i]), 96, 96)
+        image = np.asarray(scene.image, np.float64) @ luma
+        labels = np.asarray(scene.label_map())
+        for _, polygon in scene.objects:
+            canvas = Image.new("L", scene.image.size, 0)
+            ImageDraw.Draw(canvas).polygon([(float(x), float(y)) for x, y in polygon], fill=1)
+            inside = np.asarray(canvas, bool)
+            x0, y0 = np.floor(polygon.min(0) - 4).astype(int)
+            x1, y1 = np.ceil(polygon.max(0) + 4).astype(int)
+            near = np.zeros_like(inside)
+            near[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1] = True
+            ground = near & (labels == 1)
+            if ground.sum() < 10:
+                continue
+            assert image[inside].mean() > image[ground].mean() + 20
+            checked += 1
+    assert checked >= 8

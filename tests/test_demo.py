@@ -151,3 +151,24 @@ def test_tools_demo_rejects_missing_files(tmp_path: Path) -> None:
         text=True,
     )
     assert proc.returncode != 0 and "image not found" in proc.stderr
+
+
+def test_data_stage_replaces_a_built_in_set_of_another_version(tmp_path: Path) -> None:
+    """An older demo's set (another format version) is generated again, not an error; a folder that is
+    not a built-in set is never removed."""
+    from parcnetv2 import builtin_data
+    from parcnetv2.demo import BUDGETS, _Context, _stage_data
+
+    ctx = _Context(tmp_path, tmp_path / "data", BUDGETS["tiny"])
+    roots = _stage_data(ctx)
+    old = Path(roots["coco"]) / builtin_data.MANIFEST
+    manifest = json.loads(old.read_text())
+    old.write_text(json.dumps({**manifest, "version": manifest["version"] - 1}))
+    (Path(roots["coco"]) / "stale.txt").write_text("from the old set")
+    _stage_data(ctx)
+    assert builtin_data.read_manifest(roots["coco"]) == manifest
+    assert not (Path(roots["coco"]) / "stale.txt").exists()
+    foreign = Path(roots["ade"]) / builtin_data.MANIFEST
+    foreign.unlink()
+    with pytest.raises(FileExistsError):
+        _stage_data(ctx)
