@@ -68,12 +68,13 @@ def test_defaults_are_the_published_recipe_and_its_file_spells_them_out() -> Non
 
 def test_the_builtin_recipe_and_flags_over_it() -> None:
     builtin = args.parse_train_args(["-c", str(BUILTIN)])
-    assert builtin.builtin_data and builtin.model == "parcnetv2_xt" and builtin.img_size == 48
+    assert builtin.builtin_data and builtin.model == "parcnetv2_xt" and builtin.img_size == 32
     assert (builtin.aa, builtin.mixup, builtin.cutmix, builtin.reprob, builtin.drop_path) == ("", 0, 0, 0, 0)
     assert builtin.validation_batch_size == builtin.batch_size == 32
-    over = args.parse_train_args(["-c", str(BUILTIN), "--lr", "1e-3", "--img-size", "32", "--data-dir", "d"])
+    assert (builtin.lr, builtin.epochs) == (1e-3, 6)
+    over = args.parse_train_args(["-c", str(BUILTIN), "--lr", "5e-4", "--img-size", "48", "--data-dir", "d"])
     assert (over.lr, args.resolve_input_size(over), over.epochs, over.builtin_data) == (
-        1e-3, [3, 32, 32], 6, False,
+        5e-4, [3, 48, 48], 6, False,
     )  # fmt: skip
     assert yaml.safe_load(BUILTIN.read_text()).keys() <= _options(args.train_parser()).keys()
 
