@@ -58,12 +58,14 @@ class Budget:
     det_num_val: int = 60
     det_image_sizes: tuple[int, int] = (128, 160)
     det_epochs: int = 4
-    # segmentation: built-in ADE20K-layout set and UperNet, from the classifier and from scratch
+    # segmentation: built-in ADE20K-layout set and UperNet, from the classifier and from scratch (the
+    # built-in config, whole scenes at 96 px, batch 4, lr 3e-3, for 1500 of its 2000 iterations: the
+    # 20 minutes; docs/demo-notes.md)
     seg_num_train: int = 300
     seg_num_val: int = 60
     seg_min_size: tuple[int, int] = (128, 128)
     seg_max_size: tuple[int, int] = (192, 192)
-    seg_iters: int = 600
+    seg_iters: int = 1500
     # the pretrained and the scratch run of a downstream task side by side, one thread each
     parallel: bool = True
     # pictures: validation images drawn per task, detections drawn from this score up, panel width
