@@ -1,5 +1,5 @@
 # The two commands a fresh machine needs (see README.md):
-#   make setup demo   # install, then the main job on built-in data (about 20 minutes on 2 CPU cores)
+#   make setup demo   # install, then the main job on built-in data (about 16 minutes on 2 CPU cores)
 #   make test         # the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
