@@ -2,8 +2,8 @@
 
 Generates the set if it is missing (:mod:`parcnetv2.segmentation.synthetic`), trains the built-in config
 with mmseg's own ``Runner`` (the same code path as mmseg's ``tools/train.py``), evaluates mIoU with
-mmseg's ``IoUMetric`` on the validation split (sliding window), optionally again with multi-scale + flip
-test-time augmentation, and writes ``<work_dir>/result.json``::
+mmseg's ``IoUMetric`` on the validation split (whole scenes at the training size), optionally again with
+multi-scale + flip test-time augmentation, and writes ``<work_dir>/result.json``::
 
     python -m parcnetv2.segmentation.train_builtin                                # from scratch
     python -m parcnetv2.segmentation.train_builtin --pretrained runs/cls/best_weights.safetensors
