@@ -113,7 +113,5 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
+    with mmrunner.distributed_teardown():
         run_cli(main, sys.argv[1:], prog="tools/test.py")
-    finally:
-        mmrunner.shutdown_distributed()

@@ -83,7 +83,5 @@ def main(argv: Sequence[str] | None = None) -> Any:
 
 
 if __name__ == "__main__":
-    try:
+    with mmrunner.distributed_teardown():
         run_cli(main, sys.argv[1:], prog="tools/train.py")
-    finally:
-        mmrunner.shutdown_distributed()

@@ -10,11 +10,12 @@ and mmengine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "build_bare_model",
     "build_model",
     "build_runner",
+    "distributed_teardown",
     "config_from_args",
     "launch_parser",
     "parse_launch_args",
@@ -90,10 +92,30 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     return True
 
 
-def shutdown_distributed() -> None:
-    """Shut gloo/NCCL down before interpreter exit (torchrun ranks could abort in teardown)."""
+def shutdown_distributed(synchronize: bool = True) -> None:
+    """Shut gloo/NCCL down before interpreter exit (torchrun ranks could abort in teardown).
+
+    ``synchronize``: the ranks first meet at a barrier, so none tears its connections down while another
+    still finishes its last collective (without it a 2-process gloo run aborted at exit about every
+    second time: SIGABRT, "terminate called without an active exception"). Only for ranks that succeeded:
+    a failed rank's peers may never reach the barrier.
+    """
     if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def distributed_teardown() -> Iterator[None]:
+    """Around a tool's run, which may be under torchrun: :func:`shutdown_distributed` at the end,
+    synchronized when the run succeeded."""
+    try:
+        yield
+    except BaseException:
+        shutdown_distributed(synchronize=False)
+        raise
+    shutdown_distributed()
 
 
 def launch_parser(description: str, config_help: str, work_dir_help: str) -> argparse.ArgumentParser:

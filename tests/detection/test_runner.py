@@ -5,6 +5,7 @@ Everything runs on CPU with a 1-block-per-stage XT backbone and 96-128 px images
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -263,3 +264,24 @@ def test_train_then_test_driver(data_root, tmp_path):
     assert any((tmp_path / "test").glob("*/*.log")), "the test run logs into its own folder"
     again = train_then_test(cfg, validate=False, resume=True, test_work_dir=tmp_path / "test")
     assert again["iterations"] == 2, "resumed from the finished run: nothing trained again"
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_distributed_teardown_closes_the_group(tmp_path, fails):
+    """The tools' teardown destroys the process group after a run (after a barrier when it succeeded)
+    and lets a failure through."""
+    import torch.distributed as dist
+
+    from parcnetv2.openmmlab.runner import distributed_teardown
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        with pytest.raises(RuntimeError, match="boom") if fails else contextlib.nullcontext():
+            with distributed_teardown():
+                assert dist.is_initialized()
+                if fails:
+                    raise RuntimeError("boom")
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
