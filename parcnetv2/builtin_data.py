@@ -30,6 +30,7 @@ set is reused.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import dataclasses
 import json
@@ -332,7 +333,7 @@ def render_object_image(name: str, rng: np.random.Generator, image_size: int) ->
 
 # ------------------------------------------------------------------------------------------ specs
 @dataclass(frozen=True)
-class _Spec:
+class _Spec(abc.ABC):
     """What to generate; stored as the set's manifest, so a folder can be checked against a request."""
 
     task: ClassVar[str] = ""
@@ -350,8 +351,9 @@ class _Spec:
     def describe(self) -> str:
         return ", ".join(f"{k} {v}" for k, v in asdict(self).items() if k != "version")
 
-    def write(self, root: Path) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def write(self, root: Path) -> None:
+        """Write the set's files into ``root`` (a fresh folder; :func:`generate` adds the manifest)."""
 
 
 def _image_rng(seed: int, split: str, *index: int) -> np.random.Generator:
