@@ -5,13 +5,16 @@ device); ``train_parser()`` and ``validate_parser()`` add their own through ``pa
 ``main.py`` does. Sizes follow timm: ``--img-size N`` (square) or ``--input-size C H W`` (wins when both
 are given). Training recipes are YAML files of option defaults read with ``-c/--config`` as timm's
 ``train.py`` reads them (``configs/classification/``); the command line overrides them. Without ``-c``
-the training defaults are the published ImageNet recipe (``imagenet_parcnetv2_tiny.yaml`` spells it out).
+the training defaults are neutral, those of timm's ``train.py`` (SGD, lr from ``--lr-base``, no RandAugment,
+mixup or random erasing, the model's own drop path): pass a recipe (``-c
+configs/classification/imagenet_parcnetv2_tiny.yaml`` is the published one) to train as published.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +24,8 @@ from timm.utils import ParseKwargs
 
 from parcnetv2.cli import add_debug_argument
 
-from .synthetic import DEFAULT_DIR, SyntheticSpec
-
 __all__ = [
     "CONFIG_DIR",
-    "RECIPE_DROP_PATH",
     "common_parser",
     "train_parser",
     "validate_parser",
@@ -37,8 +37,8 @@ __all__ = [
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "classification"
 """The recipe files: ``imagenet_parcnetv2_tiny.yaml`` (published) and ``builtin.yaml`` (built-in data)."""
 
-RECIPE_DROP_PATH = {"parcnetv2_xt": 0.1, "parcnetv2_tiny": 0.2, "parcnetv2_small": 0.3, "parcnetv2_base": 0.4}
-"""Stochastic depth by model when ``--drop-path`` is not given: T/S/B as published; XT's 0.1 is ours."""
+PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1")
+"""The signals that stop training with a recovery checkpoint unless ``--preempt-signals`` says otherwise."""
 
 
 def common_parser() -> argparse.ArgumentParser:
@@ -49,12 +49,9 @@ def common_parser() -> argparse.ArgumentParser:
         nargs="?",
         metavar="DATA_PATH",
         help="ImageFolder root holding the split folders (validate also takes the split folder itself); "
-        "none: the built-in set",
+        "none: the built-in set in data/synthetic_cls (python -m parcnetv2.builtin_data cls writes it)",
     )
     p.add_argument("--data-dir", dest="data_dir", help="same as DATA_PATH")
-    g = p.add_argument_group("built-in data (used without DATA_PATH)")
-    g.add_argument("--synthetic-dir", default=str(DEFAULT_DIR), help="generated there if absent")
-    g.add_argument("--synthetic-seed", type=int, default=SyntheticSpec.seed)
 
     g = p.add_argument_group("model and input")
     g.add_argument("--model", help="timm model name")
@@ -71,7 +68,7 @@ def common_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("runtime")
     g.add_argument("-b", "--batch-size", type=int, default=128, help="per-process batch size")
-    g.add_argument("-j", "--workers", type=int, default=8, help="data loader processes per process")
+    g.add_argument("-j", "--workers", type=int, default=4, help="data loader processes per process")
     g.add_argument("--pin-mem", action="store_true")
     g.add_argument("--amp", action="store_true", help="mixed precision (off in the recipe)")
     g.add_argument("--amp-dtype", default="float16", choices=["float16", "bfloat16"])
@@ -82,44 +79,50 @@ def common_parser() -> argparse.ArgumentParser:
 
 
 def train_parser() -> argparse.ArgumentParser:
-    """The training parser; its defaults are the published ImageNet-1K recipe."""
+    """The training parser; its defaults are timm's ``train.py``'s, a recipe (``-c``) sets the rest."""
     p = argparse.ArgumentParser(
         prog="python -m parcnetv2.classification.train",
         description="Train ParCNetV2 on an ImageFolder data set (train/<class>/*, val/<class>/*) with timm "
-        "components; single process or torchrun. Defaults: the published ImageNet recipe; "
-        "-c configs/classification/builtin.yaml for the built-in set.",
+        "components; single process or torchrun. Pass a recipe: -c "
+        "configs/classification/imagenet_parcnetv2_tiny.yaml (published) or builtin.yaml (built-in set); "
+        "the defaults below are timm's neutral ones.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=[common_parser()],
     )
     p.add_argument("-c", "--config", metavar="FILE", help="YAML file of option defaults (a recipe)")
     p.add_argument("--train-split", default="train")
     p.add_argument("--val-split", default="val")
-    p.set_defaults(model="parcnetv2_tiny", img_size=224)
 
     g = p.add_argument_group("model")
-    g.add_argument(
-        "--drop-path", type=float, help=f"stochastic depth rate (default by model: {RECIPE_DROP_PATH})"
-    )
+    g.add_argument("--drop-path", type=float, help="stochastic depth rate (default: the model's)")
     g.add_argument("--head-dropout", type=float, default=0.0, help="dropout before the classifier")
 
     g = p.add_argument_group("optimization")
     g.add_argument("-vb", "--validation-batch-size", type=int, help="default: --batch-size")
     g.add_argument("--grad-accum-steps", type=int, default=1, help="micro-batches per optimizer update")
-    g.add_argument("--opt", default="adamw")
+    g.add_argument("--opt", default="sgd")
     g.add_argument("--opt-eps", type=float)
     g.add_argument("--opt-betas", type=float, nargs="+")
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument(
-        "--weight-decay", type=float, default=0.05, help="not applied to norms, biases, scales (1-D)"
+        "--weight-decay", type=float, default=2e-5, help="not applied to norms, biases, scales (1-D)"
     )
-    g.add_argument("--clip-grad", type=float, help="gradient clipping (off in the recipe)")
+    g.add_argument("--clip-grad", type=float, help="gradient clipping (default: none)")
     g.add_argument("--clip-mode", default="norm", choices=["norm", "value", "agc"])
-    g.add_argument("--lr", type=float, default=4e-3, help="peak learning rate (4e-3 for 4096 images/update)")
+    g.add_argument("--lr", type=float, help="peak learning rate (default: from --lr-base)")
+    g.add_argument(
+        "--lr-base",
+        type=float,
+        default=0.1,
+        help="lr for --lr-base-size images per update (timm's rule: "
+        "scaled linearly with the global batch, by its square root for Adam/LAMB-type optimizers)",
+    )
+    g.add_argument("--lr-base-size", type=int, default=256)
     g.add_argument("--sched", default="cosine")
     g.add_argument("--epochs", type=int, default=300, help="total epochs (no extra cooldown epochs)")
-    g.add_argument("--warmup-epochs", type=float, default=20, help="linear warmup epochs")
-    g.add_argument("--warmup-lr", type=float, default=1e-6)
-    g.add_argument("--min-lr", type=float, default=1e-5)
+    g.add_argument("--warmup-epochs", type=float, default=5, help="linear warmup epochs")
+    g.add_argument("--warmup-lr", type=float, default=1e-5)
+    g.add_argument("--min-lr", type=float, default=0.0)
     g.add_argument("--cooldown-epochs", type=int, default=0)
 
     g = p.add_argument_group("augmentation and regularization")
@@ -128,13 +131,13 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--ratio", type=float, nargs=2, default=[3 / 4, 4 / 3])
     g.add_argument("--hflip", type=float, default=0.5)
     g.add_argument("--color-jitter", type=float, default=0.4, help="unused when --aa is set (as in timm)")
-    g.add_argument("--aa", default="rand-m9-mstd0.5-inc1", help="AutoAugment/RandAugment policy; '' for none")
+    g.add_argument("--aa", default="", help="AutoAugment/RandAugment policy, e.g. rand-m9-mstd0.5-inc1")
     g.add_argument("--train-interpolation", default="random")
-    g.add_argument("--reprob", type=float, default=0.25, help="random erasing probability")
+    g.add_argument("--reprob", type=float, default=0.0, help="random erasing probability")
     g.add_argument("--remode", default="pixel")
     g.add_argument("--recount", type=int, default=1)
-    g.add_argument("--mixup", type=float, default=0.8, help="mixup alpha")
-    g.add_argument("--cutmix", type=float, default=1.0, help="cutmix alpha")
+    g.add_argument("--mixup", type=float, default=0.0, help="mixup alpha")
+    g.add_argument("--cutmix", type=float, default=0.0, help="cutmix alpha")
     g.add_argument("--mixup-prob", type=float, default=1.0)
     g.add_argument("--mixup-switch-prob", type=float, default=0.5)
     g.add_argument("--mixup-mode", default="batch", choices=["batch", "pair", "elem"])
@@ -142,19 +145,44 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--smoothing", type=float, default=0.1, help="label smoothing")
 
     g = p.add_argument_group("EMA, seed, distributed")
-    g.add_argument("--model-ema", action="store_true", help="keep an EMA of the weights (off in the recipe)")
+    g.add_argument("--model-ema", action="store_true", help="keep an EMA of the weights")
     g.add_argument("--model-ema-decay", type=float, default=0.9998)
     g.add_argument("--model-ema-warmup", action="store_true")
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--dist-backend", help="default: nccl on CUDA, gloo on CPU")
 
-    g = p.add_argument_group("output")
+    g = p.add_argument_group("data problems, interruptions and output")
+    g.add_argument(
+        "--max-unreadable",
+        type=float,
+        default=0.01,
+        metavar="FRACTION",
+        help="training images that fail to decode are skipped with a warning; stop when more than this "
+        "fraction of an epoch's images fail",
+    )
+    g.add_argument(
+        "--preempt-signals",
+        nargs="*",
+        default=list(PREEMPT_SIGNALS),
+        metavar="SIG",
+        help="on these signals finish the optimizer step, write recovery.pth.tar and exit with status 75 "
+        "(none: the signals keep their default action)",
+    )
+    g.add_argument(
+        "--recovery-interval",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also write recovery.pth.tar every N optimizer updates (0: only on a signal)",
+    )
     g.add_argument(
         "--output",
         help="run folder (default: outputs/classification/<model>-<time>, "
         "or the resumed checkpoint's folder)",
     )
-    g.add_argument("--resume", help="training checkpoint (last.pth.tar) to continue from")
+    g.add_argument(
+        "--resume", help="training checkpoint to continue from (last.pth.tar, or recovery.pth.tar mid-epoch)"
+    )
     g.add_argument("--no-export", action="store_true", help="skip the final export of the best weights")
     return p
 
@@ -164,7 +192,7 @@ def validate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m parcnetv2.classification.validate",
         description="Top-1/top-5 and loss of a checkpoint on an ImageFolder val split, at one or more "
-        "input sizes. Without DATA_PATH the built-in synthetic set is used.",
+        "input sizes. Without DATA_PATH the built-in set's val split is used.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=[common_parser()],
     )
@@ -255,8 +283,11 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
             "no DATA_PATH: give the ImageFolder root (train/ and val/), or "
             "-c configs/classification/builtin.yaml to train on the built-in set"
         )
-    if args.drop_path is None:
-        args.drop_path = RECIPE_DROP_PATH.get(args.model, 0.0)
+    if not args.model:
+        raise ValueError("no --model: give one (e.g. --model parcnetv2_tiny) or a recipe with -c")
+    for name in args.preempt_signals:
+        if not isinstance(getattr(signal, name, None), signal.Signals) or name.startswith("SIG_"):
+            raise ValueError(f"--preempt-signals: {name!r} is no signal name (e.g. SIGTERM, SIGUSR1)")
     if args.validation_batch_size is None:
         args.validation_batch_size = args.batch_size
 
@@ -279,15 +310,18 @@ def _check_train_args(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         grad_accum_steps=args.grad_accum_steps,
         log_interval=args.log_interval,
+        lr_base_size=args.lr_base_size,
     )
     for name, value in positive.items():
         if value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.lr <= 0:
-        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    if (args.lr is not None and args.lr <= 0) or args.lr_base <= 0:
+        raise ValueError(f"--lr and --lr-base must be > 0, got {args.lr} and {args.lr_base}")
+    if args.recovery_interval < 0 or not 0 <= args.max_unreadable <= 1:
+        raise ValueError("--recovery-interval must be >= 0 and --max-unreadable in [0, 1]")
     if args.warmup_epochs < 0:
         raise ValueError("--warmup-epochs must be >= 0")
-    if not 0 <= args.drop_path < 1 or not 0 <= args.head_dropout < 1:
+    if not 0 <= (args.drop_path or 0.0) < 1 or not 0 <= args.head_dropout < 1:
         raise ValueError("--drop-path and --head-dropout must be in [0, 1)")
     if not 0 <= args.smoothing < 1 or not 0 <= args.reprob <= 1:
         raise ValueError("--smoothing must be in [0, 1) and --reprob in [0, 1]")

@@ -10,7 +10,16 @@ import torch
 import torch.distributed as dist
 from timm.utils.distributed import init_distributed_device_so
 
-__all__ = ["DistInfo", "init_distributed", "all_reduce_sum", "all_gather_objects", "barrier", "shutdown"]
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "all_reduce_sum",
+    "any_rank",
+    "all_gather_objects",
+    "broadcast_object",
+    "barrier",
+    "shutdown",
+]
 
 
 @dataclass
@@ -64,6 +73,25 @@ def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """Whether ``flag`` is true on any rank (one small all-reduce; the flag itself in a single process)."""
+    if not info.distributed:
+        return flag
+    device = info.device if dist.get_backend() == "nccl" else torch.device("cpu")
+    tensor = torch.tensor([int(flag)], dtype=torch.int32, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
+def broadcast_object(obj: Any, info: DistInfo) -> Any:
+    """Rank 0's ``obj`` on every rank (the others pass anything)."""
+    if not info.distributed:
+        return obj
+    out = [obj]
+    dist.broadcast_object_list(out, src=0)
+    return out[0]
 
 
 def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:

@@ -18,7 +18,14 @@ from timm.utils import AverageMeter, NativeScaler, accuracy, dispatch_clip_grad
 from .distributed import DistInfo, all_reduce_sum
 from .run_log import Progress, format_duration
 
-__all__ = ["autocast_for", "TrainComponents", "train_one_epoch", "evaluate", "accumulation_groups"]
+__all__ = [
+    "autocast_for",
+    "TrainComponents",
+    "EpochState",
+    "train_one_epoch",
+    "evaluate",
+    "accumulation_groups",
+]
 
 
 def autocast_for(
@@ -47,6 +54,7 @@ class TrainComponents:
     loss_scaler: Any = None  # timm NativeScaler for float16 AMP, else None
     mixup_fn: Callable | None = None
     model_ema: Any = None  # timm ModelEmaV3
+    random_erasing: Callable | None = None  # timm RandomErasing on the normalized batch
     grad_accum_steps: int = 1
     clip_grad: float | None = None
     clip_mode: str = "norm"
@@ -80,6 +88,18 @@ def _optimizer_step(parts: TrainComponents, loss: torch.Tensor, need_update: boo
         parts.optimizer.step()
 
 
+@dataclass
+class EpochState:
+    """How far this process is into an epoch: micro-batches done, their loss sum and image count, and the
+    images skipped as unreadable before a resume. A recovery checkpoint stores it, so a resumed epoch
+    ends as an uninterrupted one would."""
+
+    step: int = 0
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    unreadable: int = 0
+
+
 def train_one_epoch(
     parts: TrainComponents,
     loader: Iterable,
@@ -89,18 +109,23 @@ def train_one_epoch(
     dist_info: DistInfo,
     logger: logging.Logger,
     log_interval: int = 50,
-) -> dict[str, float]:
-    """Train for one pass over ``loader``; returns mean loss, last lr, images/s and epoch time.
+    state: EpochState | None = None,
+    after_update: Callable[[EpochState], bool] | None = None,
+) -> dict[str, Any]:
+    """Train over ``loader`` (the rest of the epoch when ``state`` says micro-batches are done); returns
+    mean loss, last lr, images/s, epoch time and ``stopped`` (the epoch was left early).
 
     With ``grad_accum_steps`` k, each micro-batch loss is divided by its group size, DDP synchronises
     gradients only on a group's last micro-batch, and the optimizer, lr schedule (counted in optimizer
-    updates) and EMA advance once per group.
+    updates) and EMA advance once per group. After each update ``after_update(state)`` may write a
+    recovery checkpoint; when it returns True the epoch stops there.
     """
     model = parts.model
     model.train()
+    state = state or EpochState()
     groups = accumulation_groups(num_batches, parts.grad_accum_steps)
     updates_per_epoch = math.ceil(num_batches / parts.grad_accum_steps)
-    loss_meter, time_meter = AverageMeter(), AverageMeter()
+    time_meter = AverageMeter()
     progress = Progress(
         logger,
         num_batches,
@@ -110,12 +135,13 @@ def train_one_epoch(
     )
     parts.optimizer.zero_grad(set_to_none=True)
     start = last = time.perf_counter()
-    images = 0
-    step = -1
-    for step, (inputs, targets) in enumerate(loader):
+    seen, stopped = 0, False
+    for step, (inputs, targets) in enumerate(loader, start=state.step):
         if step >= num_batches:
             break
         need_update = (step + 1) % parts.grad_accum_steps == 0 or step + 1 == num_batches
+        if parts.random_erasing is not None:
+            inputs = parts.random_erasing(inputs)
         if parts.mixup_fn is not None:
             inputs, targets = parts.mixup_fn(inputs, targets)
         sync = need_update or not dist_info.distributed
@@ -128,16 +154,19 @@ def train_one_epoch(
                     "lower --lr or use --clip-grad"
                 )
             _optimizer_step(parts, loss / groups[step], need_update)
+        batch = inputs.shape[0]
+        seen += batch
+        state.step = step + 1
+        state.loss_sum += loss.item() * batch
+        state.loss_count += batch
         if need_update:
             parts.optimizer.zero_grad(set_to_none=True)
             parts.num_updates += 1
             parts.scheduler.step_update(num_updates=parts.num_updates)
             if parts.model_ema is not None:
                 parts.model_ema.update(getattr(model, "module", model), step=parts.num_updates)
+            stopped = after_update is not None and after_update(state)
 
-        batch = inputs.shape[0]
-        images += batch
-        loss_meter.update(loss.item(), batch)
         now = time.perf_counter()
         time_meter.update(now - last)
         last = now
@@ -147,24 +176,27 @@ def train_one_epoch(
             progress.update(
                 step + 1,
                 {
-                    "loss": f"{loss.item():.4f} ({loss_meter.avg:.4f})",
+                    "loss": f"{loss.item():.4f} ({state.loss_sum / state.loss_count:.4f})",
                     "lr": f"{lr:.3e}",
                     "img/s": f"{batch * dist_info.world_size / max(time_meter.avg, 1e-9):.1f}",
                     "eta": f"{format_duration(time_meter.avg * (num_batches - step - 1))} "
                     f"(run {format_duration(time_meter.avg * remaining_steps)})",
                 },
             )
+        if stopped:
+            break
     progress.close()
-    if step + 1 < num_batches:
-        raise RuntimeError(f"the training loader gave {step + 1} batches, expected {num_batches}")
+    if not stopped and state.step < num_batches:
+        raise RuntimeError(f"the training loader gave {state.step} batches, expected {num_batches}")
     elapsed = time.perf_counter() - start
-    loss_sum, count = all_reduce_sum([loss_meter.sum, loss_meter.count], dist_info)
+    loss_sum, count = all_reduce_sum([state.loss_sum, state.loss_count], dist_info)
     return {
         "loss": loss_sum / max(count, 1),
         "lr": parts.optimizer.param_groups[0]["lr"],
         "updates": updates_per_epoch,
-        "images_per_s": images * dist_info.world_size / elapsed,
+        "images_per_s": seen * dist_info.world_size / elapsed,
         "time_s": elapsed,
+        "stopped": stopped,
     }
 
 
@@ -212,3 +244,26 @@ def evaluate(
         "images": int(round(count)),
         "time_s": time.perf_counter() - start,
     }
+
+
+def epoch_record(
+    epoch: int,
+    metrics: dict[str, Any],
+    model: nn.Module,
+    parts: TrainComponents,
+    loader: Iterable,
+    dist_info: DistInfo,
+) -> dict[str, Any]:
+    """Evaluate the model (and its EMA) after an epoch; the epoch's record with its training ``metrics``."""
+    row = {"epoch": epoch + 1, "train_loss": metrics["loss"], "lr": metrics["lr"]}
+    named = [("", model)] + ([("ema_", parts.model_ema.module)] if parts.model_ema is not None else [])
+    for prefix, module in named:
+        result = evaluate(module, loader, dist_info, parts.autocast)
+        row.update({f"{prefix}eval_{k}": result[k] for k in ("loss", "top1", "top5")})
+    row.update(
+        train_images_per_s=metrics["images_per_s"],
+        train_time_s=metrics["time_s"],
+        unreadable=metrics["unreadable"],
+        updates=parts.num_updates,
+    )
+    return row

@@ -20,18 +20,18 @@ __all__ = ["create_classifier", "data_config_for"]
 def create_classifier(
     name: str,
     num_classes: int,
-    drop_path: float = 0.0,
+    drop_path: float | None = None,
     head_dropout: float = 0.0,
     model_kwargs: dict[str, Any] | None = None,
 ) -> nn.Module:
-    """``timm.create_model`` with ``drop_path_rate`` and ``head_dropout`` (``drop_rate`` for other models)."""
+    """``timm.create_model`` with ``drop_path_rate`` (None: the model's default) and ``head_dropout``
+    (``drop_rate`` for other models)."""
     if name not in timm.list_models():
         parc = [m for m in timm.list_models("parcnetv2*")]
         raise ValueError(f"unknown model {name!r}; ParCNetV2 models: {parc}")
     head = {"head_dropout": head_dropout} if name.startswith("parcnetv2") else {"drop_rate": head_dropout}
-    return timm.create_model(
-        name, num_classes=num_classes, drop_path_rate=drop_path, **head, **(model_kwargs or {})
-    )
+    rates = {"drop_path_rate": drop_path} if drop_path is not None else {}
+    return timm.create_model(name, num_classes=num_classes, **rates, **head, **(model_kwargs or {}))
 
 
 def data_config_for(

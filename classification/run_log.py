@@ -1,4 +1,5 @@
-"""A run's log: progress lines (or a bar on a terminal), the per-epoch history as JSON/CSV, PNG curves."""
+"""A run's log: progress lines (or a bar on a terminal), the per-epoch history as JSON/CSV, PNG curves,
+and ``to_plain``, which turns records into JSON-like builtins."""
 
 from __future__ import annotations
 
@@ -12,36 +13,70 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from parcnetv2.fileio import atomic_write
 
-from .checkpointing import to_plain
+__all__ = [
+    "LOGGER",
+    "setup_logging",
+    "Progress",
+    "write_history",
+    "plot_history",
+    "format_duration",
+    "to_plain",
+]
 
-__all__ = ["setup_logging", "Progress", "write_history", "plot_history", "format_duration"]
+LOGGER = logging.getLogger("parcnetv2.classification")
+"""The package's logger (:func:`setup_logging` configures it; data-loader workers inherit it)."""
 
-_LOG = logging.getLogger("parcnetv2.classification")
+
+def to_plain(value: Any) -> Any:
+    """``value`` as JSON-like builtins (dict/list/str/number/bool/None), safe for ``weights_only`` loads."""
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return str(value)
 
 
 def setup_logging(output_dir: Path | None, primary: bool) -> logging.Logger:
     """Log INFO to stdout (primary rank only) and to ``output_dir/log.txt``; returns the package logger."""
-    _LOG.setLevel(logging.INFO if primary else logging.WARNING)
-    _LOG.propagate = False
-    for handler in list(_LOG.handlers):
-        _LOG.removeHandler(handler)
+    LOGGER.setLevel(logging.INFO if primary else logging.WARNING)
+    LOGGER.propagate = False
+    for handler in list(LOGGER.handlers):
+        LOGGER.removeHandler(handler)
         handler.close()
     formatter = logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S")
     stream = logging.StreamHandler(sys.stdout)
     stream.setFormatter(formatter)
-    _LOG.addHandler(stream)
+    LOGGER.addHandler(stream)
     if output_dir is not None and primary:
         output_dir.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(output_dir / "log.txt")
         file_handler.setFormatter(formatter)
-        _LOG.addHandler(file_handler)
-    return _LOG
+        LOGGER.addHandler(file_handler)
+    return LOGGER
 
 
 def format_duration(seconds: float) -> str:
     return str(timedelta(seconds=int(max(0.0, seconds))))
+
+
+def format_epoch_line(row: Mapping[str, Any], epochs: int, best: Mapping[str, Any], elapsed: float) -> str:
+    """The log line of a finished epoch: losses, accuracy (and EMA's), the best so far, skipped images."""
+    return (
+        f"[epoch {row['epoch']}/{epochs}] train loss {row['train_loss']:.4f} | "
+        f"val loss {row['eval_loss']:.4f} top-1 {row['eval_top1']:.2f} top-5 {row['eval_top5']:.2f}"
+        + (f" | EMA top-1 {row['ema_eval_top1']:.2f}" if "ema_eval_top1" in row else "")
+        + f" | best top-1 {best['top1']:.2f} (epoch {best['epoch']})"
+        + (f" | {row['unreadable']} unreadable image(s) skipped" if row.get("unreadable") else "")
+        + f" | {format_duration(elapsed)} elapsed"
+    )
 
 
 class Progress:
@@ -123,7 +158,7 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: Path, title: str = 
     try:
         from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
     except ImportError:
-        _LOG.warning("matplotlib is not installed: no curves.png (pip install matplotlib)")
+        LOGGER.warning("matplotlib is not installed: no curves.png (pip install matplotlib)")
         return None
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(13, 3.6), layout="tight")

@@ -11,7 +11,8 @@ Options as timm's validate: DATA_PATH is the root holding ``--split`` or the spl
 must match the class folders. Eval preprocessing is timm's: resize the short side to ``size / crop_pct``,
 centre crop ``size``. The default ``crop_pct`` is the model's, 1.0 for ParCNetV2 (the authors'
 development code evaluated at 1.0; timm's usual 0.875 is ``--crop-pct 0.875``). Works single-process or
-under torchrun. Without DATA_PATH the built-in set's val split is used.
+under torchrun. Without DATA_PATH the built-in set's val split is used (``data/synthetic_cls``, written by
+``python -m parcnetv2.builtin_data cls``; never generated here).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from parcnetv2.cli import run_cli
 from parcnetv2.fileio import atomic_write
 
 from .args import parse_validate_args, resolve_input_size
-from .checkpointing import has_ema_weights, read_described_checkpoint, to_plain
-from .data import CheckedImageDataset, DataError, build_eval_loader, resolve_data_root, scan_split_or_folder
+from .data import CheckedImageDataset, build_eval_loader, worker_errors_in_one_line
 from .distributed import DistInfo, init_distributed, shutdown
 from .engine import autocast_for, evaluate
+from .export import has_ema_weights, read_described_checkpoint
+from .folder_scan import DataError, resolve_data_root, scan_split_or_folder
 from .modeling import create_classifier, data_config_for
-from .run_log import setup_logging
+from .run_log import setup_logging, to_plain
 
 __all__ = ["main", "run", "format_table"]
 
@@ -82,8 +84,7 @@ def _validate(args: argparse.Namespace, dist_info: DistInfo) -> dict[str, Any]:
         )
     model_kwargs = args.model_kwargs if args.model_kwargs is not None else info.get("model_kwargs", {})
 
-    root = resolve_data_root(args.data_dir, args.synthetic_dir, args.synthetic_seed, dist_info, log)
-    split = scan_split_or_folder(root, args.split)
+    split = scan_split_or_folder(resolve_data_root(args.data_dir), args.split)
     num_classes = len(split.classes)
     if args.num_classes is not None and args.num_classes != num_classes:
         raise DataError(f"--num-classes {args.num_classes} but {split.root} has {num_classes} class folders")
@@ -107,18 +108,12 @@ def _validate(args: argparse.Namespace, dist_info: DistInfo) -> dict[str, Any]:
     for size in _eval_sizes(args, info.get("input_size")):
         data_config = data_config_for(model, size, args.crop_pct, args.interpolation)
         loader = build_eval_loader(
-            dataset,
-            data_config,
-            args.batch_size,
-            args.workers,
-            dist_info.device,
-            dist_info.rank,
-            dist_info.world_size,
-            args.pin_mem,
+            dataset, data_config, args.batch_size, args.workers, dist_info, args.pin_mem
         )
         _, height, width = data_config["input_size"]
         prefix = f"[eval {height}x{width}]"
-        metrics = evaluate(model, loader, dist_info, autocast, logger, args.log_interval, prefix)
+        with worker_errors_in_one_line():
+            metrics = evaluate(model, loader, dist_info, autocast, logger, args.log_interval, prefix)
         row = {
             "input_size": list(data_config["input_size"]),
             "crop_pct": data_config["crop_pct"],

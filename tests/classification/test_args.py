@@ -29,19 +29,31 @@ def test_train_and_validate_share_one_definition_of_the_common_options() -> None
     common, train, validate = (
         _options(p()) for p in (args.common_parser, args.train_parser, args.validate_parser)
     )
-    assert len(common) >= 15
-    # read the checkpoint (validate) or default to the recipe (train): the only defaults that differ
-    own = {"model", "img_size", "model_kwargs"}
+    assert len(common) >= 13
     for dest, action in common.items():
         for parser in (train, validate):
             assert parser[dest].option_strings == action.option_strings, dest
-            if dest not in own:
+            if dest != "model_kwargs":  # validate: None = the checkpoint's
                 assert parser[dest].default == action.default, dest
     assert train["amp_dtype"].default == validate["amp_dtype"].default == "float16"  # timm's
 
 
-def test_defaults_are_the_published_recipe_and_its_file_spells_them_out() -> None:
-    recipe = args.parse_train_args(["/data/imagenet"])
+def test_defaults_are_timms_neutral_ones_and_the_recipe_file_is_the_published_recipe() -> None:
+    neutral = args.parse_train_args(["/data/imagenet", "--model", "parcnetv2_tiny"])
+    assert (neutral.opt, neutral.lr, neutral.lr_base, neutral.weight_decay, neutral.warmup_epochs) == (
+        "sgd", None, 0.1, 2e-5, 5,
+    )  # fmt: skip
+    assert (neutral.aa, neutral.mixup, neutral.cutmix, neutral.reprob, neutral.drop_path) == (
+        "",
+        0,
+        0,
+        0,
+        None,
+    )
+    assert args.resolve_input_size(neutral) is None and neutral.workers == 4, (
+        "the model's size, timm's workers"
+    )
+    recipe = args.parse_train_args(["/data/imagenet", "-c", str(RECIPE)])
     assert (recipe.model, recipe.epochs, recipe.lr, recipe.warmup_epochs, recipe.batch_size) == (
         "parcnetv2_tiny", 300, 4e-3, 20, 128,
     )  # fmt: skip
@@ -59,11 +71,8 @@ def test_defaults_are_the_published_recipe_and_its_file_spells_them_out() -> Non
         8,
     )
     assert not recipe.amp and not recipe.model_ema and recipe.clip_grad is None
-    from_file = args.parse_train_args(["/data/imagenet", "-c", str(RECIPE)])
-    assert {**vars(from_file), "config": None} == vars(recipe)
-    assert vars(args.parse_train_args(["/data/imagenet", *PUBLISHED])) == vars(recipe) | {
-        "grad_accum_steps": 4
-    }
+    flags = args.parse_train_args(["/data/imagenet", "-c", str(RECIPE), *PUBLISHED])
+    assert vars(flags) == vars(recipe) | {"grad_accum_steps": 4}, "the README's flags repeat the recipe"
 
 
 def test_the_builtin_recipe_and_flags_over_it() -> None:
@@ -71,7 +80,9 @@ def test_the_builtin_recipe_and_flags_over_it() -> None:
     assert builtin.builtin_data and builtin.model == "parcnetv2_xt" and builtin.img_size == 32
     assert (builtin.aa, builtin.mixup, builtin.cutmix, builtin.reprob, builtin.drop_path) == ("", 0, 0, 0, 0)
     assert builtin.validation_batch_size == builtin.batch_size == 32
-    assert (builtin.lr, builtin.epochs) == (1e-3, 6)
+    assert (builtin.opt, builtin.lr, builtin.epochs, builtin.weight_decay, builtin.min_lr) == (
+        "adamw", 1e-3, 6, 0.05, 1e-5,
+    )  # fmt: skip
     over = args.parse_train_args(["-c", str(BUILTIN), "--lr", "5e-4", "--img-size", "48", "--data-dir", "d"])
     assert (over.lr, args.resolve_input_size(over), over.epochs, over.builtin_data) == (
         5e-4, [3, 48, 48], 6, False,
@@ -93,13 +104,16 @@ def test_timm_sizes() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["imagenet", "-b", "7"], "must be even"),  # the recipe mixes up pairs
-        (["d", "--grad-accum-steps", "0"], "grad-accum-steps"),
-        (["d", "--lr", "0"], "--lr"),
-        (["d", "--drop-path", "1.5"], "drop-path"),
+        (["imagenet", "-c", str(RECIPE), "-b", "7"], "must be even"),  # the recipe mixes up pairs
+        (["d"], "no --model"),
+        (["d", "--model", "m", "--preempt-signals", "SIGNOPE"], "no signal name"),
+        (["d", "--model", "m", "--recovery-interval", "-1"], "--recovery-interval"),
+        (["d", "--model", "m", "--grad-accum-steps", "0"], "grad-accum-steps"),
+        (["d", "--model", "m", "--lr", "0"], "--lr"),
+        (["d", "--model", "m", "--drop-path", "1.5"], "drop-path"),
         (["a", "--data-dir", "b"], "disagree"),
         (["d", "--input-size", "64"], "expected 3 arguments"),
-        (["d", "--num-classes", "0"], "--num-classes"),
+        (["d", "--model", "m", "--num-classes", "0"], "--num-classes"),
         ([], "no DATA_PATH"),
         (["d", "-c", "nowhere.yaml"], "cannot read nowhere.yaml"),
     ],

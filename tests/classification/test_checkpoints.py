@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import torch
 from parcnetv2.backbone import CheckpointError
-from parcnetv2.classification import synthetic, train
+from parcnetv2.classification import checkpointing, engine, export, train
 
-from parcnetv2 import fileio
+from parcnetv2 import builtin_data, fileio
 
-SPEC = synthetic.SyntheticSpec(
+SPEC = builtin_data.ClsSpec(
     seed=11, image_size=32, train_per_class=4, val_per_class=2, classes=("circle", "square", "stripes")
 )
 TINY = ["--model", "parcnetv2_xt", "--model-kwargs", "depths=(1,1,1,1)", "dims=(8,16,24,32)"]
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthetic.generate_dataset(tmp_path_factory.mktemp("cls") / "data", SPEC)
+    return builtin_data.generate(tmp_path_factory.mktemp("cls") / "data", SPEC)
 
 
 def _script_accuracy(mp: pytest.MonkeyPatch) -> None:
@@ -54,7 +54,7 @@ def _script_accuracy(mp: pytest.MonkeyPatch) -> None:
         return real_train(parts, loader, num_batches, index, *args, **kwargs)
 
     mp.setattr(train, "train_one_epoch", counting_train)
-    mp.setattr(train, "evaluate", lambda *a, **k: {"loss": 1.0, "top1": TOP1[epoch["n"]], "top5": 100.0})
+    mp.setattr(engine, "evaluate", lambda *a, **k: {"loss": 1.0, "top1": TOP1[epoch["n"]], "top5": 100.0})
 
 
 @pytest.fixture(autouse=True)
@@ -98,13 +98,13 @@ def straight(root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, 
     """An uninterrupted 3-epoch run's weights after each epoch (the reference for resumed runs)."""
     with pytest.MonkeyPatch.context() as mp:
         weights = {}
-        real_save = train.atomic_save
+        real_save = checkpointing.atomic_save
 
         def recording_save(state, path):
             weights[state["epoch"]] = {k: v.clone() for k, v in state["state_dict"].items()}
             return real_save(state, path)
 
-        mp.setattr(train, "atomic_save", recording_save)
+        mp.setattr(checkpointing, "atomic_save", recording_save)
         _script_accuracy(mp)
         out = tmp_path_factory.mktemp("straight") / "run"
         train.main(_argv(root, out))
@@ -118,7 +118,7 @@ def _same_weights(a: dict, b: dict) -> bool:
 
 # ------------------------------------------------------------------------------------------ kills
 def _kill_last_write(monkeypatch, out):
-    real = train.atomic_save
+    real = checkpointing.atomic_save
 
     def save(state, path):
         if state["epoch"] == 2:
@@ -126,11 +126,11 @@ def _kill_last_write(monkeypatch, out):
             raise Killed
         return real(state, path)
 
-    monkeypatch.setattr(train, "atomic_save", save)
+    monkeypatch.setattr(checkpointing, "atomic_save", save)
 
 
 def _kill_best_copy(monkeypatch, out):
-    real = train.atomic_write
+    real = checkpointing.atomic_write
 
     def write(path, fn, *args):
         if Path(path).name == "best.pth.tar" and _load(out / "last.pth.tar")["epoch"] == 2:
@@ -138,11 +138,11 @@ def _kill_best_copy(monkeypatch, out):
             raise Killed
         return real(path, fn, *args)
 
-    monkeypatch.setattr(train, "atomic_write", write)
+    monkeypatch.setattr(checkpointing, "atomic_write", write)
 
 
 def _kill_records(monkeypatch, out):
-    real = train.write_history
+    real = checkpointing.write_history
 
     def write(history, *args):
         if len(history) == 2:
@@ -150,25 +150,25 @@ def _kill_records(monkeypatch, out):
             raise Killed
         return real(history, *args)
 
-    monkeypatch.setattr(train, "write_history", write)
+    monkeypatch.setattr(checkpointing, "write_history", write)
 
 
 def _kill_export(monkeypatch, out):
-    def export(*args, **kwargs):
+    def export_fails(*args, **kwargs):
         _leak(out / "best_weights.safetensors")
         raise Killed
 
-    monkeypatch.setattr(train, "export_weights", export)
+    monkeypatch.setattr(export, "export_weights", export_fails)
 
 
 def _kill_model_folder(monkeypatch, out):
-    def export(*args, **kwargs):
+    def export_fails(*args, **kwargs):
         leftover = out / ".best_model.killed00.tmp"  # what a kill inside atomic_write_folder leaves
         leftover.mkdir()
         (leftover / "config.json").write_text("{")
         raise Killed
 
-    monkeypatch.setattr(train, "export_model_folder", export)
+    monkeypatch.setattr(export, "export_model_folder", export_fails)
 
 
 @pytest.mark.parametrize(
@@ -205,7 +205,7 @@ def test_disk_full_in_the_best_copy_fails_loudly_and_resume_restores(root, tmp_p
                 raise OSError(errno.ENOSPC, "No space left on device")
             return real_copy(src, dst, *args, **kwargs)
 
-        mp.setattr(train.shutil, "copyfile", full_disk)
+        mp.setattr(checkpointing.shutil, "copyfile", full_disk)
         with pytest.raises(fileio.WriteError, match=r"cannot write .*best\.pth\.tar: .*No space") as err:
             train.main(_argv(root, out))
     assert err.value.errno == errno.ENOSPC
@@ -274,7 +274,9 @@ def test_export_refuses_a_best_file_of_another_epoch(root, tmp_path, monkeypatch
     """The end of a run never exports whatever best.pth.tar happens to be there."""
     out = tmp_path / "run"
     with monkeypatch.context() as mp:
-        mp.setattr(train, "_restore_best", lambda ckpt, *args: dict(ckpt["best"]))  # as before the fix
+        mp.setattr(
+            checkpointing, "_restore_best", lambda ckpt, *args: dict(ckpt["best"])
+        )  # as before the fix
         train.main(_argv(root, out, 2, "--no-export"))
         shutil.copyfile(out / "last.pth.tar", out / "keep.pth.tar")
         (out / "best.pth.tar").unlink()
@@ -303,7 +305,7 @@ def test_only_our_temporary_files_are_removed(tmp_path: Path) -> None:
     (tmp_path / ".best_model.k1ll3d00.tmp").mkdir()  # a killed model-folder export
     (tmp_path / ".best_model.k1ll3d00.tmp" / "config.json").write_text("{")
     ours.append(".best_model.k1ll3d00.tmp")
-    removed = fileio.remove_stale_temp_files(tmp_path, train.RUN_FILES)
+    removed = fileio.remove_stale_temp_files(tmp_path, checkpointing.RUN_FILES)
     assert sorted(p.name for p in removed) == sorted(ours)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
 

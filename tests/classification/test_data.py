@@ -1,4 +1,4 @@
-"""Classification helpers (no training): built-in data, folder checks, loaders, options, checkpoints."""
+"""Classification helpers (no training): folder checks and their record, datasets, loaders, checkpoints."""
 
 from __future__ import annotations
 
@@ -9,20 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from parcnetv2.classification import args, checkpointing, data, synthetic
+from parcnetv2.classification import args, checkpointing, data, export, folder_scan
+from parcnetv2.classification.distributed import DistInfo
 from parcnetv2.classification.engine import accumulation_groups
 from PIL import Image
 
-from parcnetv2 import fileio
+from parcnetv2 import builtin_data, fileio
 
-TINY = synthetic.SyntheticSpec(
+CPU = DistInfo(torch.device("cpu"))
+TINY = builtin_data.ClsSpec(
     seed=3, image_size=32, train_per_class=4, val_per_class=2, classes=("circle", "stripes", "star")
 )
 
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthetic.generate_dataset(tmp_path_factory.mktemp("cls") / "tiny", TINY)
+    return builtin_data.generate(tmp_path_factory.mktemp("cls") / "tiny", TINY)
 
 
 @pytest.fixture
@@ -31,83 +33,48 @@ def tiny_copy(tiny_root: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(tiny_root, tmp_path / "copy"))
 
 
-# ------------------------------------------------------------------------------------------ built-in data
-def test_render_is_deterministic_and_sized() -> None:
-    for name in synthetic.CLASSES:
-        a = synthetic.render(name, np.random.default_rng([1, 2, 3]), 64)
-        b = synthetic.render(name, np.random.default_rng([1, 2, 3]), 64)
-        assert a.size == (64, 64) and a.mode == "RGB"
-        assert np.array_equal(np.asarray(a), np.asarray(b))
-    c = synthetic.render("circle", np.random.default_rng([1, 2, 4]), 64)
-    assert not np.array_equal(
-        np.asarray(c), np.asarray(synthetic.render("circle", np.random.default_rng([1, 2, 3]), 64))
-    )
-
-
-def test_generated_set_layout_and_reproducibility(tiny_root: Path, tmp_path: Path) -> None:
-    train = data.scan_split(tiny_root, "train")
-    val = data.scan_split(tiny_root, "val")
-    assert train.classes == ("circle", "star", "stripes") == val.classes
-    assert train.counts == (4, 4, 4) and val.counts == (2, 2, 2)
-    again = synthetic.generate_dataset(tmp_path / "again", TINY)
-    for path in sorted(tiny_root.rglob("*.jpg")):
-        assert path.read_bytes() == (again / path.relative_to(tiny_root)).read_bytes()
-    assert not list(tmp_path.glob(".again.tmp-*")), "the temporary folder is cleaned up"
-
-
-def test_ensure_reuses_and_refuses_other_sets(tiny_root: Path, tmp_path: Path) -> None:
-    assert synthetic.ensure_synthetic_dataset(tiny_root, TINY, log=lambda _: None) == tiny_root
-    with pytest.raises(FileExistsError, match="not the requested built-in data set"):
-        synthetic.ensure_synthetic_dataset(tiny_root, synthetic.SyntheticSpec(seed=4), log=lambda _: None)
-    (tmp_path / "other").mkdir()
-    with pytest.raises(FileExistsError):
-        synthetic.ensure_synthetic_dataset(tmp_path / "other", TINY, log=lambda _: None)
-    with pytest.raises(ValueError, match="image_size"):
-        synthetic.SyntheticSpec(image_size=16)
-
-
 # ------------------------------------------------------------------------------------------ folder checks
 def test_data_path_is_the_root_or_the_split_folder(tiny_root: Path, tmp_path: Path) -> None:
-    by_root = data.scan_split_or_folder(tiny_root, "val")
-    assert data.scan_split_or_folder(tiny_root / "val", "val") == by_root
-    assert data.scan_split_or_folder(tiny_root / "train", "val").root == tiny_root / "train"
+    by_root = folder_scan.scan_split_or_folder(tiny_root, "val")
+    assert folder_scan.scan_split_or_folder(tiny_root / "val", "val") == by_root
+    assert folder_scan.scan_split_or_folder(tiny_root / "train", "val").root == tiny_root / "train"
     only_train = tmp_path / "only_train"
     shutil.copytree(tiny_root / "train", only_train / "train")
-    with pytest.raises(data.DataError, match=r"expected a 'val' folder .*found: \['train'\]"):
-        data.scan_split_or_folder(only_train, "val")
-    with pytest.raises(data.DataError, match="expected a 'val' folder"):
-        data.scan_split_or_folder(tmp_path / "nowhere", "val")
+    with pytest.raises(folder_scan.DataError, match=r"expected a 'val' folder .*found: \['train'\]"):
+        folder_scan.scan_split_or_folder(only_train, "val")
+    with pytest.raises(folder_scan.DataError, match="expected a 'val' folder"):
+        folder_scan.scan_split_or_folder(tmp_path / "nowhere", "val")
 
 
 def test_missing_and_empty_folders_are_named(tiny_copy: Path, tmp_path: Path) -> None:
-    with pytest.raises(data.DataError, match="expected a 'val' folder"):
-        data.scan_split(tmp_path, "val")
+    with pytest.raises(folder_scan.DataError, match="expected a 'val' folder"):
+        folder_scan.scan_split(tmp_path, "val")
     empty = tmp_path / "empty"
     (empty / "train").mkdir(parents=True)
-    with pytest.raises(data.DataError, match="no class folders"):
-        data.scan_split(empty, "train")
+    with pytest.raises(folder_scan.DataError, match="no class folders"):
+        folder_scan.scan_split(empty, "train")
     (tiny_copy / "train" / "hollow").mkdir()
-    with pytest.raises(data.DataError, match=r"hold no images: \['hollow'\]"):
-        data.scan_split(tiny_copy, "train")
+    with pytest.raises(folder_scan.DataError, match=r"hold no images: \['hollow'\]"):
+        folder_scan.scan_split(tiny_copy, "train")
 
 
 def test_stray_and_nested_images_are_errors(tiny_copy: Path) -> None:
     one = next((tiny_copy / "val" / "star").glob("*.jpg"))
     shutil.copy(one, tiny_copy / "val" / "loose.jpg")
-    with pytest.raises(data.DataError, match="outside class folders"):
-        data.scan_split(tiny_copy, "val")
+    with pytest.raises(folder_scan.DataError, match="outside class folders"):
+        folder_scan.scan_split(tiny_copy, "val")
     (tiny_copy / "val" / "loose.jpg").unlink()
     (tiny_copy / "val" / "star" / "sub").mkdir()
     shutil.copy(one, tiny_copy / "val" / "star" / "sub" / "x.jpg")
-    with pytest.raises(data.DataError, match="not sub-folders"):
-        data.scan_split(tiny_copy, "val")
+    with pytest.raises(folder_scan.DataError, match="not sub-folders"):
+        folder_scan.scan_split(tiny_copy, "val")
 
 
 def test_class_lists_must_match(tiny_copy: Path) -> None:
     shutil.rmtree(tiny_copy / "val" / "star")
-    train, val = data.scan_split(tiny_copy, "train"), data.scan_split(tiny_copy, "val")
-    with pytest.raises(data.DataError, match=r"only in train \['star'\]"):
-        data.check_same_classes(train, val)
+    train, val = folder_scan.scan_split(tiny_copy, "train"), folder_scan.scan_split(tiny_copy, "val")
+    with pytest.raises(folder_scan.DataError, match=r"only in train \['star'\]"):
+        folder_scan.check_same_classes(train, val)
 
 
 @pytest.mark.parametrize(
@@ -118,10 +85,11 @@ def test_scan_finds_empty_and_non_image_files(tiny_copy: Path, content: bytes, r
     bad = tiny_copy / "train" / "star" / "star_00002.jpg"
     bad.write_bytes(content)
     with pytest.raises(
-        data.DataError, match=rf"1 file\(s\) in .*train are no readable images: .*star_00002\.jpg is {reason}"
+        folder_scan.DataError,
+        match=rf"1 file\(s\) in .*train are no readable images: .*star_00002\.jpg is {reason}",
     ):
-        data.scan_split(tiny_copy, "train")
-    data.scan_split(tiny_copy, "val")  # the other split is fine
+        folder_scan.scan_split(tiny_copy, "train")
+    folder_scan.scan_split(tiny_copy, "val")  # the other split is fine
 
 
 def test_scan_accepts_other_formats_under_image_names(tiny_copy: Path) -> None:
@@ -131,36 +99,115 @@ def test_scan_accepts_other_formats_under_image_names(tiny_copy: Path) -> None:
     Image.new("RGB", (32, 32)).save(
         tiny_copy / "train" / "star" / "odd.jpg", format="PPM"
     )  # Pillow-identified
-    assert data.scan_split(tiny_copy, "train").counts == (4, 5, 4)
+    assert folder_scan.scan_split(tiny_copy, "train").counts == (4, 5, 4)
 
 
-def test_unreadable_image_names_its_path(tiny_copy: Path) -> None:
+def test_unreadable_image_names_its_path_or_is_skipped(tiny_copy: Path, caplog) -> None:
     bad = tiny_copy / "train" / "circle" / "circle_00001.jpg"
-    bad.write_bytes(bad.read_bytes()[:200])  # truncated
-    dataset = data.CheckedImageDataset(data.scan_split(tiny_copy, "train"))
-    index = [i for i, (p, _) in enumerate(dataset.reader.samples) if p == str(bad)][0]
+    bad.write_bytes(bad.read_bytes()[:200])  # truncated behind a valid header: the scan passes it
+    split = folder_scan.scan_split(tiny_copy, "train")
+    dataset = data.CheckedImageDataset(split)
+    index = [i for i, (p, _) in enumerate(dataset.samples) if p == str(bad)][0]
     with pytest.raises(data.UnreadableImageError, match="circle_00001.jpg"):
         dataset[index]
     image, target = dataset[0]
     assert isinstance(image, Image.Image) and target == 0
+    skipping = data.CheckedImageDataset(split, skip_unreadable=True)
+    caplog.set_level("WARNING", logger="parcnetv2.classification")
+    data.LOGGER.propagate = True  # into caplog
+    try:
+        image, target = skipping[index]
+    finally:
+        data.LOGGER.propagate = False
+    assert skipping.unreadable.value == 1 and target == 0, "the next readable image of the class stands in"
+    assert np.array_equal(np.asarray(image), np.asarray(skipping[index + 1][0]))
+    assert "skipped: cannot read image" in caplog.text and "circle_00001.jpg" in caplog.text
+
+
+def test_the_check_runs_once_per_listing(tiny_copy: Path, tmp_path: Path, monkeypatch) -> None:
+    """A run folder records the checked listings: a resume lists the folder but opens no file; a changed
+    listing is checked again."""
+    opened = []
+    real = folder_scan._not_an_image
+    monkeypatch.setattr(folder_scan, "_not_an_image", lambda path: opened.append(path) or real(path))
+    single = CPU
+    first = folder_scan.scan_splits(tiny_copy, ["train", "val"], single, tmp_path)
+    assert len(opened) == 18 and (tmp_path / "data_check.json").is_file()
+    again = folder_scan.scan_splits(tiny_copy, ["train", "val"], single, tmp_path)
+    assert again == first and len(opened) == 18, "the same listing: no file opened"
+    assert set(json.loads((tmp_path / "data_check.json").read_text())) == {s.listing_key for s in first}
+    (tiny_copy / "val" / "star" / "star_00001.jpg").write_bytes(b"<html>")
+    (tiny_copy / "val" / "star" / "star_00001.jpg").rename(tiny_copy / "val" / "star" / "new.jpg")
+    with pytest.raises(folder_scan.DataError, match=r"new\.jpg is not an image"):
+        folder_scan.scan_splits(tiny_copy, ["train", "val"], single, tmp_path)
+    assert len(opened) == 18 + 6, "train's listing is recorded, val's changed: only val is opened"
+
+
+def test_a_missing_root_is_refused_with_the_command(tmp_path: Path) -> None:
+    with pytest.raises(
+        FileNotFoundError, match=r"nowhere is missing: .*python -m parcnetv2.builtin_data cls --out"
+    ):
+        folder_scan.resolve_data_root(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists(), "nothing is generated"
+
+
+def test_samples_are_in_timms_order(tiny_root: Path) -> None:
+    from timm.data.readers.reader_image_folder import find_images_and_targets
+
+    split = folder_scan.scan_split(tiny_root, "train")
+    samples, _ = find_images_and_targets(str(tiny_root / "train"), class_to_idx=split.class_to_idx)
+    assert list(split.samples) == [(p, t) for p, t in samples]
+
+
+def test_augmentation_is_a_function_of_seed_epoch_and_index(tiny_root: Path) -> None:
+    """The same sample gets the same augmentation in any order or process; other epochs get other draws;
+    the caller's random streams are untouched."""
+    dataset = data.CheckedImageDataset(folder_scan.scan_split(tiny_root, "train"))
+    cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3}
+    data.build_train_loader(dataset, _train_args(aa="rand-m9-mstd0.5-inc1"), cfg, CPU)
+    before = torch.get_rng_state()
+    forward = [np.asarray(dataset[i][0]) for i in range(6)]
+    backward = [np.asarray(dataset[i][0]) for i in reversed(range(6))][::-1]
+    assert all(np.array_equal(a, b) for a, b in zip(forward, backward, strict=True))
+    assert torch.equal(torch.get_rng_state(), before)
+    dataset.epoch = 1
+    assert not all(np.array_equal(a, np.asarray(dataset[i][0])) for i, a in enumerate(forward))
+
+
+def test_a_resumed_epoch_continues_the_same_order(tiny_root: Path) -> None:
+    dataset = data.CheckedImageDataset(folder_scan.scan_split(tiny_root, "train"))
+    cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3}
+    loader = data.build_train_loader(dataset, _train_args(), cfg, CPU)
+    data.set_epoch(loader, 3)
+    full = [(x.clone(), y.clone()) for x, y in loader]
+    data.set_epoch(loader, 3, start_batch=1)
+    rest = list(loader)
+    assert len(full) == 3 and len(rest) == len(loader) == 2
+    assert all(
+        torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(full[1:], rest, strict=True)
+    )
 
 
 # ------------------------------------------------------------------------------------------ loaders
 def _train_args(**overrides) -> object:
-    parsed = args.parse_train_args(["DATA", "--img-size", "32", "-b", "4", "--workers", "0"])
+    parsed = args.parse_train_args(
+        ["DATA", "--model", "parcnetv2_xt", "--img-size", "32", "-b", "4", "--workers", "0"]
+    )
     for key, value in overrides.items():
         setattr(parsed, key, value)
     return parsed
 
 
 def test_train_loader_shards_are_disjoint_and_epoch_seeded(tiny_root: Path) -> None:
-    split = data.scan_split(tiny_root, "train")
+    split = folder_scan.scan_split(tiny_root, "train")
     cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3}
     shards = []
     for rank in range(2):
         dataset = data.CheckedImageDataset(split)
-        loader = data.build_train_loader(dataset, _train_args(), cfg, torch.device("cpu"), rank, 2)
-        data.set_epoch(loader, 0, seed=42, rank=rank)
+        loader = data.build_train_loader(
+            dataset, _train_args(), cfg, DistInfo(torch.device("cpu"), rank, rank, 2)
+        )
+        data.set_epoch(loader, 0)
         shards.append(list(loader.sampler))
         x, y = next(iter(loader))
         assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32 and y.shape == (4,)
@@ -172,9 +219,9 @@ def test_train_loader_shards_are_disjoint_and_epoch_seeded(tiny_root: Path) -> N
 def test_randaugment_posterize_survives_zero_bits(tiny_root: Path) -> None:
     from timm.data import auto_augment
 
-    dataset = data.CheckedImageDataset(data.scan_split(tiny_root, "train"))
+    dataset = data.CheckedImageDataset(folder_scan.scan_split(tiny_root, "train"))
     cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3}
-    data.build_train_loader(dataset, _train_args(), cfg, torch.device("cpu"))
+    data.build_train_loader(dataset, _train_args(aa="rand-m9-mstd0.5-inc1"), cfg, CPU)
     stack, ops = [dataset.transform], []
     while stack:
         item = stack.pop()
@@ -244,11 +291,11 @@ def test_rng_state_round_trip_is_weights_only_safe(tmp_path: Path) -> None:
 
 def test_export_refuses_missing_ema_and_bad_suffix(tmp_path: Path) -> None:
     ckpt = {"state_dict": {"head.weight": torch.zeros(3, 4), "norm.weight": torch.ones(4)}, "args": {}}
-    with pytest.raises(checkpointing.CheckpointError, match="no EMA"):
-        checkpointing.export_weights(ckpt, tmp_path / "w.safetensors", use_ema=True)
+    with pytest.raises(export.CheckpointError, match="no EMA"):
+        export.export_weights(ckpt, tmp_path / "w.safetensors", use_ema=True)
     with pytest.raises(ValueError, match="must end in"):
-        checkpointing.export_weights(ckpt, tmp_path / "w.bin")
-    out = checkpointing.export_weights(ckpt, tmp_path / "w.pth", drop_head=True)
+        export.export_weights(ckpt, tmp_path / "w.bin")
+    out = export.export_weights(ckpt, tmp_path / "w.pth", drop_head=True)
     assert list(torch.load(out, weights_only=True)) == ["norm.weight"]
     assert json.loads(Path(f"{out}.json").read_text())["num_classes"] == 0
     with pytest.raises(checkpointing.CheckpointError, match="not a training checkpoint"):

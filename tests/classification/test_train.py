@@ -1,5 +1,5 @@
 """Classification training end to end on a tiny generated set: one epoch, validate/export, resume,
-gradient accumulation, a 2-process torchrun (gloo) run, and errors on bad input."""
+gradient accumulation, 2-process torchrun (gloo) runs, preemption signals, and errors on bad input."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ import pytest
 import timm
 import torch
 from parcnetv2.backbone import CheckpointError, load_checkpoint_into
-from parcnetv2.classification import export, synthetic, train, validate
-from parcnetv2.classification.data import DataError, UnreadableImageError
+from parcnetv2.classification import export, train, validate
+from parcnetv2.classification.args import CONFIG_DIR
+from parcnetv2.classification.folder_scan import DataError
 
+from parcnetv2 import builtin_data
 from parcnetv2.fileio import WriteError
 
-SPEC = synthetic.SyntheticSpec(
+RECIPE = ["-c", str(CONFIG_DIR / "imagenet_parcnetv2_tiny.yaml")]  # the published recipe, scaled down below
+SPEC = builtin_data.ClsSpec(
     seed=5,
     image_size=40,
     train_per_class=8,
@@ -37,11 +40,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthetic.generate_dataset(tmp_path_factory.mktemp("cls") / "data", SPEC)
+    return builtin_data.generate(tmp_path_factory.mktemp("cls") / "data", SPEC)
 
 
 def _argv(root: Path, out: Path, *extra: str) -> list[str]:
-    return [str(root), *TINY_MODEL, *FAST, "-b", "8", "--epochs", "1", "--output", str(out), *extra]
+    return [str(root), *RECIPE, *TINY_MODEL, *FAST, "-b", "8", "--epochs", "1", "--output", str(out), *extra]
 
 
 def _weights(path: Path, key: str = "state_dict") -> dict[str, torch.Tensor]:
@@ -207,10 +210,10 @@ def test_export_writes_a_timm_model_folder_for_any_checkpoint(one_epoch: dict, t
 def test_validate_a_split_folder_with_timm_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``validate DATA/val --model parcnetv2_xt --num-classes 2 --checkpoint CKPT --input-size 3 64 64``
     evaluates at 64x64."""
-    spec = synthetic.SyntheticSpec(
+    spec = builtin_data.ClsSpec(
         seed=2, image_size=64, train_per_class=1, val_per_class=2, classes=("circle", "star")
     )
-    root = synthetic.generate_dataset(tmp_path / "data", spec)
+    root = builtin_data.generate(tmp_path / "data", spec)
     checkpoint = tmp_path / "xt.pth"
     torch.save(timm.create_model("parcnetv2_xt", num_classes=2).state_dict(), checkpoint)
     shapes = []
@@ -227,10 +230,10 @@ def test_validate_a_split_folder_with_timm_options(tmp_path: Path, monkeypatch: 
     assert result["results"][0]["input_size"] == [3, 64, 64] and result["results"][0]["images"] == 4
     assert shapes == [(4, 3, 64, 64)] and result["data"] == str(root / "val")
     with pytest.raises(DataError, match="--num-classes 2 but .* has 3 class folders"):
-        three = synthetic.SyntheticSpec(
+        three = builtin_data.ClsSpec(
             seed=2, image_size=64, train_per_class=1, val_per_class=1, classes=("circle", "star", "cross")
         )
-        validate.main([str(synthetic.generate_dataset(tmp_path / "three", three)), *argv])
+        validate.main([str(builtin_data.generate(tmp_path / "three", three)), *argv])
 
 
 # ------------------------------------------------------------------------------------------ resume
@@ -318,8 +321,8 @@ PROBE = textwrap.dedent(
     original = data.CheckedImageDataset.__getitem__
 
     def recording_getitem(self, index):
-        split = "train" if self.transform is not None and "train" in str(self.reader.root) else "val"
-        seen[split].setdefault(str(epoch[0]), []).append(self.reader.samples[index][0])
+        split = "train" if "train" in str(self.root) else "val"
+        seen[split].setdefault(str(epoch[0]), []).append(self.samples[index][0])
         return original(self, index)
 
     data.CheckedImageDataset.__getitem__ = recording_getitem
@@ -376,7 +379,7 @@ def test_torchrun_two_processes_gloo(root: Path, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------ bad input
 def test_bad_data_gives_clear_errors(root: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="nowhere is missing: .*python -m parcnetv2.builtin_data cls"):
         train.main(_argv(tmp_path / "nowhere", tmp_path / "o1"))
     no_val = tmp_path / "no_val"
     (no_val / "train").parent.mkdir()
@@ -386,8 +389,10 @@ def test_bad_data_gives_clear_errors(root: Path, tmp_path: Path) -> None:
     broken = Path(shutil.copytree(root, tmp_path / "broken"))
     bad = broken / "train" / "square" / "square_00003.jpg"
     bad.write_bytes(bad.read_bytes()[:300])  # a JPEG header, truncated: only decoding finds it
-    with pytest.raises(UnreadableImageError, match="square_00003.jpg"):
-        train.main(_argv(broken, tmp_path / "o3"))
+    with pytest.raises(
+        DataError, match=r"1 training images failed to decode, more than --max-unreadable 0\.01"
+    ):
+        train.main(_argv(broken, tmp_path / "o3"))  # 1 of 32 images is over 1 %
     bad.write_bytes(b"not a jpeg")  # the scan finds this one before any training
     with pytest.raises(DataError, match=r"square_00003\.jpg is not an image"):
         train.main(_argv(broken, tmp_path / "o3b"))
@@ -425,12 +430,12 @@ PUBLISHED = [
 
 @pytest.mark.slow  # two torchrun processes: ~20 s
 def test_published_command_under_torchrun_feeds_timm(root: Path, tmp_path: Path) -> None:
-    """The published recipe's command line as is (then a tiny batch, 1 epoch, small images) under
-    torchrun; its checkpoint loads through timm's ``pretrained_cfg_overlay``."""
+    """The README's command line (the recipe file and its flags; then a tiny batch, 1 epoch, small images)
+    under torchrun; its checkpoint loads through timm's ``pretrained_cfg_overlay``."""
     out = tmp_path / "published"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     tiny = ["-b", "2", "--epochs", "1", "--img-size", "32", "--workers", "0", "--output", str(out)]
-    cmd = [*torchrun, "-m", "parcnetv2.classification.train", str(root), *PUBLISHED, *tiny]
+    cmd = [*torchrun, "-m", "parcnetv2.classification.train", str(root), *RECIPE, *PUBLISHED, *tiny]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
