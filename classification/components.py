@@ -50,16 +50,15 @@ def build_scheduler(
 ) -> Any:
     """timm's scheduler, stepped per update, and the update count to continue from; a resumed run's
     follows the checkpoint unless its settings changed (a mid-epoch checkpoint refuses that)."""
+    options = {
+        k: getattr(args, k) for k in ("sched", "min_lr", "warmup_lr", "warmup_epochs", "cooldown_epochs")
+    }
     scheduler, _ = create_scheduler_v2(
         optimizer,
-        sched=args.sched,
         num_epochs=args.epochs,
-        min_lr=args.min_lr,
-        warmup_lr=args.warmup_lr,
-        warmup_epochs=args.warmup_epochs,
-        cooldown_epochs=args.cooldown_epochs,
         step_on_epochs=False,
         updates_per_epoch=updates_per_epoch,
+        **options,
     )
     if ckpt is not None:
         changed = schedule_changed(ckpt, args, updates_per_epoch)
