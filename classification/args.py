@@ -283,8 +283,6 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
             "no DATA_PATH: give the ImageFolder root (train/ and val/), or "
             "-c configs/classification/builtin.yaml to train on the built-in set"
         )
-    if not args.model:
-        raise ValueError("no --model: give one (e.g. --model parcnetv2_tiny) or a recipe with -c")
     for name in args.preempt_signals:
         if not isinstance(getattr(signal, name, None), signal.Signals) or name.startswith("SIG_"):
             raise ValueError(f"--preempt-signals: {name!r} is no signal name (e.g. SIGTERM, SIGUSR1)")

@@ -1,4 +1,5 @@
-"""Training checkpoints: written atomically, read back for an exact resume, and the run's files repaired.
+"""Training checkpoints: written atomically, read back for an exact resume; the run folder opened, and its
+files repaired after a kill.
 
 A training checkpoint is a dict loadable with ``torch.load(weights_only=True)`` holding ``state_dict``
 (the model), optionally ``state_dict_ema``, ``optimizer``, ``scheduler``, ``amp_scaler``, ``epoch``

@@ -108,12 +108,15 @@ class CheckedImageDataset(Dataset):
         with _seeded(self.augment_seed, self.epoch, index):
             return self.transform(img), target
 
-    def _stand_in(self, index: int) -> tuple[Image.Image, int]:
+    def _stand_in(self, index: int, tries: int = 64) -> tuple[Image.Image, int]:
         """The next readable image after ``index`` (its own turn counts it if it fails)."""
-        for offset in range(1, len(self.samples)):
+        tries = min(tries, len(self.samples) - 1)
+        for offset in range(1, tries + 1):
             with contextlib.suppress(UnreadableImageError):
                 return self._decode((index + offset) % len(self.samples))
-        raise DataError(f"no image in {self.root} can be decoded")
+        raise DataError(
+            f"{self.samples[index][0]} and the {tries} images after it fail to decode: is the data intact?"
+        )
 
 
 def _posterize_any_bits(img: Image.Image, bits_to_keep: int, **_: Any) -> Image.Image:

@@ -1,4 +1,5 @@
-"""Process-group helpers: start from torchrun's environment (via timm), reduce, gather, tear down."""
+"""Process-group helpers: start from torchrun's or SLURM's environment (via timm), reduce, agree on a flag,
+gather, broadcast, tear down."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""One training epoch (with gradient accumulation done right) and one evaluation pass."""
+"""One training epoch (gradient accumulation done right; resumable part-way), one evaluation pass, and
+the record of an epoch."""
 
 from __future__ import annotations
 

@@ -118,8 +118,7 @@ def _resume(
         state.start_step, state.epoch_states = int(recovery["step"]), list(recovery["epoch_states"])
     where = f", {state.start_step} batches into epoch {state.start_epoch + 1}" if recovery else ""
     logger.info(
-        f"resumed from {args.resume}: {state.start_epoch} epochs done{where}, {state.num_updates} optimizer "
-        "updates"
+        f"resumed from {args.resume}: {state.start_epoch} epochs done{where}, {state.num_updates} updates"
     )
     if state.start_epoch >= args.epochs:
         logger.warning(
@@ -133,6 +132,8 @@ def _train(
 ) -> dict[str, Any]:
     device = dist_info.device
     ckpt = ckpts.read_training_checkpoint(args.resume) if args.resume else None  # before making anything
+    if not args.model:
+        raise ValueError("no --model: give one (e.g. --model parcnetv2_tiny) or a recipe with -c")
     output_dir = _output_dir(args, dist_info)
     logger = ckpts.open_run_folder(output_dir, ckpt is None, dist_info.primary)
     log = logger.info

@@ -105,7 +105,6 @@ def test_timm_sizes() -> None:
     ("argv", "message"),
     [
         (["imagenet", "-c", str(RECIPE), "-b", "7"], "must be even"),  # the recipe mixes up pairs
-        (["d"], "no --model"),
         (["d", "--model", "m", "--preempt-signals", "SIGNOPE"], "no signal name"),
         (["d", "--model", "m", "--recovery-interval", "-1"], "--recovery-interval"),
         (["d", "--model", "m", "--grad-accum-steps", "0"], "grad-accum-steps"),

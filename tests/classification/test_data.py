@@ -339,3 +339,18 @@ def test_no_weight_decay_on_norms_biases_and_scales() -> None:
     )
     assert "stages.2.0.res_scale1.scale" in decay[0.0] and "head.bias" in decay[0.0]
     assert all(model.get_parameter(n).ndim > 1 for n in decay[0.05])
+
+
+def test_a_worker_error_is_one_line(tiny_copy: Path) -> None:
+    """When no image near a broken one decodes, the worker's error reaches the trainer as its own line,
+    without the worker's traceback that torch's loader wraps into it."""
+    for path in (tiny_copy / "train").rglob("*.jpg"):
+        path.write_bytes(path.read_bytes()[:200])
+    dataset = data.CheckedImageDataset(folder_scan.scan_split(tiny_copy, "train"), skip_unreadable=True)
+    cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3}
+    loader = data.build_train_loader(dataset, _train_args(workers=1), cfg, CPU)
+    with pytest.raises(folder_scan.DataError) as err, data.worker_errors_in_one_line():
+        next(iter(loader))
+    message = str(err.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert "fail to decode: is the data intact?" in message and ".jpg and the 11 images after it" in message

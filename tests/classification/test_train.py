@@ -397,6 +397,8 @@ def test_bad_data_gives_clear_errors(root: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"square_00003\.jpg is not an image"):
         train.main(_argv(broken, tmp_path / "o3b"))
     assert not (tmp_path / "o3b" / "last.pth.tar").exists()
+    with pytest.raises(ValueError, match="no --model: give one"):
+        train.main([str(root), "--output", str(tmp_path / "o5")])
     with pytest.raises(DataError, match="--num-classes 5"):
         train.main(_argv(root, tmp_path / "o4", "--num-classes", "5"))
 
