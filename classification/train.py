@@ -80,23 +80,22 @@ def _output_dir(args: argparse.Namespace, dist_info: DistInfo) -> Path:
     return Path("outputs") / "classification" / f"{args.model}-{stamp}"
 
 
-def _load_data(args: argparse.Namespace, dist_info: DistInfo, output_dir: Path, log: Any) -> tuple:
-    """The data root and its two checked splits (the same classes; ``--num-classes`` must match them)."""
-    root = resolve_data_root(args.data_dir)
+def _load_data(args: argparse.Namespace, root: Path, dist_info: DistInfo, run_dir: Path, log: Any) -> tuple:
+    """The two checked splits of ``root`` (the same classes; ``--num-classes`` must match them)."""
     if args.builtin_data:
         log(f"no DATA_PATH: training on the built-in data set {root}")
     if args.config:
         log(f"recipe {args.config} (the command line overrides it)")
     start = time.perf_counter()
-    train_split, val_split = scan_splits(root, [args.train_split, args.val_split], dist_info, output_dir)
-    found = train_split.num_images + val_split.num_images
-    log(f"data check: {found} images in {time.perf_counter() - start:.1f}s")
+    train_split, val_split = scan_splits(root, [args.train_split, args.val_split], dist_info, run_dir)
+    images = train_split.num_images + val_split.num_images
+    log(f"data check: {images} images in {time.perf_counter() - start:.1f}s")
     check_same_classes(train_split, val_split)
     if args.num_classes is not None and args.num_classes != len(train_split.classes):
         found = len(train_split.classes)
         raise DataError(f"--num-classes {args.num_classes} but {train_split.root} has {found} class folders")
     args.num_classes = len(train_split.classes)
-    return root, train_split, val_split
+    return train_split, val_split
 
 
 def _resume(
@@ -134,11 +133,12 @@ def _train(
     ckpt = ckpts.read_training_checkpoint(args.resume) if args.resume else None  # before making anything
     if not args.model:
         raise ValueError("no --model: give one (e.g. --model parcnetv2_tiny) or a recipe with -c")
+    root = resolve_data_root(args.data_dir)
     output_dir = _output_dir(args, dist_info)
     logger = ckpts.open_run_folder(output_dir, ckpt is None, dist_info.primary)
     log = logger.info
     random_seed(args.seed, dist_info.rank)
-    root, train_split, val_split = _load_data(args, dist_info, output_dir, log)
+    train_split, val_split = _load_data(args, root, dist_info, output_dir, log)
     if ckpt is not None:
         ckpts.check_resume(ckpt, args, train_split.class_to_idx, dist_info.world_size)
     model = create_classifier(
@@ -155,15 +155,8 @@ def _train(
     workers_ignore = functools.partial(ignore_signals, args.preempt_signals)
     dataset_train = CheckedImageDataset(train_split, skip_unreadable=True)
     loader_train = build_train_loader(dataset_train, args, data_config, dist_info, workers_ignore)
-    loader_val = build_eval_loader(
-        CheckedImageDataset(val_split),
-        data_config,
-        args.validation_batch_size,
-        args.workers,
-        dist_info,
-        args.pin_mem,
-        workers_ignore,
-    )
+    eval_options = (args.validation_batch_size, args.workers, dist_info, args.pin_mem, workers_ignore)
+    loader_val = build_eval_loader(CheckedImageDataset(val_split), data_config, *eval_options)
     num_batches = len(loader_train)
     updates_per_epoch = math.ceil(num_batches / args.grad_accum_steps)
     mixup_fn = build_mixup(args, args.num_classes)

@@ -381,6 +381,7 @@ def test_torchrun_two_processes_gloo(root: Path, tmp_path: Path) -> None:
 def test_bad_data_gives_clear_errors(root: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere is missing: .*python -m parcnetv2.builtin_data cls"):
         train.main(_argv(tmp_path / "nowhere", tmp_path / "o1"))
+    assert not (tmp_path / "o1").exists(), "a missing data root creates no run folder"
     no_val = tmp_path / "no_val"
     (no_val / "train").parent.mkdir()
     (no_val / "train").symlink_to(root / "train")
