@@ -79,8 +79,8 @@ def test_a_signal_stops_after_an_update_and_resume_continues_mid_epoch(
 ):
     """SIGTERM in the second epoch (a data-loader worker running): status 75's result, recovery.pth.tar at
     the update's batch; --resume finishes the epoch as the uninterrupted run does, to the bit. A recovery
-    checkpoint written by --recovery-interval in the uninterrupted run resumes to the same end, into a new
-    folder."""
+    checkpoint that --recovery-interval wrote after the first epoch's last batch resumes to the same end,
+    into a new folder."""
     saves = []
     real_save = checkpointing.save_recovery
 
@@ -92,9 +92,9 @@ def test_a_signal_stops_after_an_update_and_resume_continues_mid_epoch(
     with monkeypatch.context() as mp:
         mp.setattr(checkpointing, "save_recovery", keep_copy)
         straight = train.main(
-            _argv(root, tmp_path / "straight", "--workers", "1", "--recovery-interval", "3")
+            _argv(root, tmp_path / "straight", "--workers", "1", "--recovery-interval", "2")
         )
-    assert [Path(p).name for p in saves] == ["interval_3.pth.tar", "interval_6.pth.tar"]
+    assert [Path(p).name for p in saves] == [f"interval_{n}.pth.tar" for n in (2, 4, 6, 8)]
     assert not straight["stopped"] and not (tmp_path / "straight" / "recovery.pth.tar").exists()
 
     real_epoch = train.train_one_epoch
@@ -125,7 +125,7 @@ def test_a_signal_stops_after_an_update_and_resume_continues_mid_epoch(
     assert not resumed["stopped"] and not (out / "recovery.pth.tar").exists(), "the epoch's end supersedes it"
     assert "4 batches into epoch 2" in (out / "log.txt").read_text()
     _assert_same_run(tmp_path / "straight", out)
-    train.main(_argv(root, tmp_path / "from_interval", "--resume", str(saves[0])))
+    train.main(_argv(root, tmp_path / "from_interval", "--resume", str(saves[1])))  # the epoch's last batch
     _assert_same_run(tmp_path / "straight", tmp_path / "from_interval")
 
 
