@@ -284,8 +284,8 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
             "-c configs/classification/builtin.yaml to train on the built-in set"
         )
     for name in args.preempt_signals:
-        if not isinstance(getattr(signal, name, None), signal.Signals) or name.startswith("SIG_"):
-            raise ValueError(f"--preempt-signals: {name!r} is no signal name (e.g. SIGTERM, SIGUSR1)")
+        if not isinstance(getattr(signal, name, None), signal.Signals) or name in ("SIGKILL", "SIGSTOP"):
+            raise ValueError(f"--preempt-signals: {name!r} is no signal a process can catch (e.g. SIGTERM)")
     if args.validation_batch_size is None:
         args.validation_batch_size = args.batch_size
 

@@ -105,7 +105,8 @@ def test_timm_sizes() -> None:
     ("argv", "message"),
     [
         (["imagenet", "-c", str(RECIPE), "-b", "7"], "must be even"),  # the recipe mixes up pairs
-        (["d", "--model", "m", "--preempt-signals", "SIGNOPE"], "no signal name"),
+        (["d", "--model", "m", "--preempt-signals", "SIGNOPE"], "no signal a process can catch"),
+        (["d", "--model", "m", "--preempt-signals", "SIGTERM", "SIGKILL"], "'SIGKILL' is no signal"),
         (["d", "--model", "m", "--recovery-interval", "-1"], "--recovery-interval"),
         (["d", "--model", "m", "--grad-accum-steps", "0"], "grad-accum-steps"),
         (["d", "--model", "m", "--lr", "0"], "--lr"),
