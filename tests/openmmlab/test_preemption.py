@@ -253,3 +253,49 @@ def test_sigterm_detection_run_resumes_mid_epoch(det_data: Path, tmp_path: Path)
     assert f"Resuming epoch 1 at batch {meta['iter'] + 1}/4" in out
     final = checkpoint_meta(tmp_path / "epoch_2.pth")
     assert final["epoch"] == 2 and final["iter"] == 8
+
+
+@pytest.mark.slow
+def test_ranks_agree_on_the_stop_under_torchrun(det_data: Path, tmp_path: Path):
+    """2 processes (gloo): SIGUSR1 to rank 1 only -> rank 0 stops too, after the same iteration (a rank that
+    went on would hang in DDP's all-reduce), and saves recovery.pth; the ranks exit with status 75."""
+    port = str(29300 + os.getpid() % 300)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
+    cmd += [
+        str(REPO / "tools/train.py"),
+        str(DET_CONFIG),
+        "--launcher",
+        "pytorch",
+        "--work-dir",
+        str(tmp_path),
+    ]
+    cmd += ["--cfg-options", *det_options(det_data, 2), "train_dataloader.batch_size=1"]
+    log = tmp_path / "run.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not re.search(r"Epoch\(train\) \[1\]\[1/4\]", log.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        ranks = {}
+        for pid in subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split():
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            ranks.update({int(v[5:]): int(pid) for v in environ if v.startswith(b"RANK=")})
+        os.kill(ranks[1], signal.SIGUSR1)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert "Preempted by a signal on another rank" in text, text[-3000:]
+    # torchrun exits 1 when a worker exits non-zero, and stops the other worker (SIGTERM) once the
+    # first has exited: a rank may be ended that way after the checkpoint and the barrier
+    statuses = dict(re.findall(r"rank\s*: (\d) \(local_rank: \d\)\s*exitcode\s*: (-?\d+) ", text))
+    assert "75" in statuses.values() and set(statuses.values()) <= {"75", "-15"}, text[-3000:]
+    assert proc.returncode == 1
+    meta = checkpoint_meta(tmp_path / "recovery.pth")
+    assert meta["epoch"] == 0 and 1 <= meta["iter"] < 4
