@@ -4,20 +4,21 @@ Clusters preempt jobs with a signal (SLURM: ``SIGTERM``, then ``SIGKILL`` after 
 ``sbatch --signal=USR1@90`` sends ``SIGUSR1`` 90 s before the time limit). :class:`PreemptionHook`
 (registered in mmengine's root ``HOOKS``, so the mmdet and mmseg scopes find it) turns such a signal into
 a clean stop: the iteration in progress finishes, every rank agrees on that iteration (an ``all_reduce``
-of the flag), ``recovery.pth`` is saved with mmengine's own ``Runner.save_checkpoint`` and named in
-``last_checkpoint``, one line is logged, and the process exits with :data:`EXIT_PREEMPTED` (75,
-``EX_TEMPFAIL``: "try again", what requeueing job scripts test for). ``tools/train.py --resume`` then
-continues from that iteration; in an epoch-based loop the resumed run leaves out the batches of the
-interrupted epoch that were already trained (same sampler seed, same order), so it ends after exactly as
-many iterations as an uninterrupted run. A signal during validation inside training stops there too
-(the checkpoint holds the training position; that validation is not repeated). ``recovery_interval=N``
-also saves ``recovery.pth`` every N iterations (timm's ``--recovery-interval``: for clusters that kill
+of the flag after each iteration), ``recovery.pth`` is saved with mmengine's own
+``Runner.save_checkpoint`` and named in ``last_checkpoint``, one line is logged, and the process exits
+with :data:`EXIT_PREEMPTED` (75, ``EX_TEMPFAIL``: "try again", what requeueing job scripts test for).
+``tools/train.py --resume`` then continues from that iteration. mmengine alone would restart an
+interrupted epoch of an epoch-based loop from its first batch while counting on from the saved iteration;
+the hook leaves out the batches of that epoch already trained (same sampler seed, same order), so the
+resumed run ends after exactly as many iterations as an uninterrupted one. A signal during the
+validation inside training stops there too (that validation is not repeated). ``recovery_interval=N``
+also saves ``recovery.pth`` every N iterations (timm's ``--recovery-interval``, for clusters that kill
 without a signal).
 
 :class:`AtomicLocalBackend` (mmengine file backend ``'atomic_local'``) writes every checkpoint through a
 temporary file renamed into place and defers the ``CheckpointHook``'s deletion of old checkpoints until
 the next checkpoint is complete, so a full disk (or a kill) during a save leaves the previous checkpoints
-and ``last_checkpoint`` as they were; the save then fails with one line naming the file and the cause.
+and ``last_checkpoint`` as they were; the save fails with one line naming the file and the cause.
 
 :func:`enable_preemption` adds both to a config; the project's config loader
 (:func:`parcnetv2.openmmlab.config.load_config`) applies it, so every config run by the project's tools
@@ -120,9 +121,11 @@ class _Signals:
     """The process's handlers for the preemption signals, installed once; one hook is armed at a time.
 
     While no training runs (or at a second signal before the first was acted on) a signal gets the
-    handler that was there before (by default: the process ends). Data loader workers ignore them: they
-    receive the job's signals too (SLURM signals every process of a step) and must live until the main
-    process has saved; they end with it.
+    handler that was there before (by default: the process ends). Data loader workers receive the job's
+    signals too (SLURM signals every process of a step): they inherit this handler, ignore ``SIGUSR1``
+    and end with the main process. ``SIGTERM`` ends them anyway (PyTorch's worker C handler replaces
+    ours: a worker ends at a ``SIGTERM`` from anyone but its parent), and the main process then fails on
+    the lost worker: send ``SIGTERM`` to the main process only, or use ``SIGUSR1``.
     """
 
     def __init__(self) -> None:

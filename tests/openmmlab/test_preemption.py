@@ -202,7 +202,9 @@ def _preempt(cmd: list[str], log: Path, progress: str, signum: int, group: bool)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    return rc, time.monotonic() - sent
+    seconds = time.monotonic() - sent
+    print(f"{Path(cmd[2]).name}: exit status {rc}, {seconds:.1f} s after {signal.Signals(signum).name}")
+    return rc, seconds
 
 
 def _train(*args: str) -> str:
