@@ -7,6 +7,7 @@ and ``recovery.pth`` within 60 s, and ``--resume`` finishes the schedule.
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import re
@@ -22,10 +23,14 @@ import torch
 pytest.importorskip("mmdet")
 pytest.importorskip("mmseg")
 
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
+
 from parcnetv2 import builtin_data  # noqa: E402
 from parcnetv2.cli import run_cli  # noqa: E402
 from parcnetv2.fileio import WriteError  # noqa: E402
 from parcnetv2.openmmlab import preemption  # noqa: E402
+from parcnetv2.openmmlab import runner as mm_runner  # noqa: E402
 from parcnetv2.openmmlab.config import load_config  # noqa: E402
 from parcnetv2.openmmlab.weights_only import allow_mmengine_checkpoints  # noqa: E402
 
@@ -182,6 +187,45 @@ def test_disk_full_while_saving_then_resume(load_tool, seg_data: Path, tmp_path:
     runner = train.main([*argv[:1], "--resume", *argv[1:]])
     assert runner.iter == 4 and last_checkpoint(tmp_path) == str(tmp_path / "iter_4.pth")
     assert sorted(p.name for p in tmp_path.glob("*.pth*")) == ["iter_4.pth"]
+
+
+def seg_config(data_root: Path, work_dir: Path, max_iters: int, *options: str):
+    """The shrunk built-in UperNet config, through the project's config loader."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--options", nargs="+", action=DictAction)
+    parsed = parser.parse_args(["--options", *seg_options(data_root, max_iters), *options]).options
+    return load_config(SEG_CONFIG, work_dir=work_dir, cfg_options=parsed)
+
+
+@pytest.mark.slow
+def test_recovery_interval(seg_data: Path, tmp_path: Path):
+    """preemption.recovery_interval=2: recovery.pth at iteration 2 (and 4), besides the CheckpointHook's."""
+    cfg = seg_config(seg_data, tmp_path, 5, "preemption.recovery_interval=2")
+    assert mm_runner.build_runner(cfg).train() is not None
+    assert checkpoint_meta(tmp_path / "recovery.pth")["iter"] == 4
+    assert last_checkpoint(tmp_path) == str(tmp_path / "iter_5.pth")
+
+
+class _SignalInValidation(Hook):
+    def before_val_iter(self, runner, batch_idx, data_batch=None) -> None:
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+
+@pytest.mark.slow
+def test_signal_during_validation_stops_there(seg_data: Path, tmp_path: Path):
+    """A signal in the validation after iteration 2 of 4: recovery.pth holds iteration 2, status 75;
+    resumed, the run trains iterations 3 and 4."""
+    cfg = seg_config(seg_data, tmp_path, 4, "train_cfg.val_interval=2")
+    runner = mm_runner.build_runner(cfg)
+    runner.register_hook(_SignalInValidation())
+    with pytest.raises(SystemExit) as stop:
+        runner.train()
+    assert stop.value.code == preemption.EXIT_PREEMPTED
+    assert checkpoint_meta(tmp_path / "recovery.pth")["iter"] == 2
+    cfg.resume = True
+    runner = mm_runner.build_runner(cfg)
+    runner.train()
+    assert runner.iter == 4 and checkpoint_meta(tmp_path / "iter_4.pth")["iter"] == 4
 
 
 def _preempt(cmd: list[str], log: Path, progress: str, signum: int, group: bool) -> tuple[int, float]:
