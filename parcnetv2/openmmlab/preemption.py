@@ -101,6 +101,7 @@ class AtomicLocalBackend(LocalBackend):
                     "free space, then train again with --resume)"
                 ) from err
             raise
+        _deferred_removals.discard(os.path.abspath(filepath))  # written again: nothing to delete
         for path in sorted(_deferred_removals):
             if os.path.isfile(path):
                 os.remove(path)
@@ -214,7 +215,7 @@ class PreemptionHook(Hook):
         self.backend_args = dict(backend_args) if backend_args is not None else {"backend": ATOMIC_BACKEND}
         self.received: str | None = None
         # Installed now, before the runner forks data loader workers (an iteration-based loop starts
-        # them when it is built), so the workers inherit the handler that keeps them alive.
+        # them when it is built), so the workers inherit the handler (which ignores SIGUSR1 there).
         self.installed = _SIGNALS.install(self.signums)
 
     # ------------------------------------------------------------------ training
@@ -245,7 +246,7 @@ class PreemptionHook(Hook):
     ) -> None:
         if _SIGNALS.armed is self and _any_rank(self.received is not None):
             # validation inside training runs after the loop counted the finished iterations / epoch
-            self._stop(runner, dict(epoch=runner.epoch, iter=runner.iter))
+            self._stop(runner, dict(epoch=runner.epoch, iter=runner.iter), "in the validation after ")
 
     # ------------------------------------------------------------------ helpers
     def _resume_mid_epoch(self, runner: Any, loop: EpochBasedTrainLoop) -> None:
@@ -295,17 +296,17 @@ class PreemptionHook(Hook):
             raise RuntimeError(f"rank 0 could not save {path}; stopping")
         return path
 
-    def _stop(self, runner: Any, position: dict[str, int]) -> None:
+    def _stop(self, runner: Any, position: dict[str, int], during: str = "") -> None:
         path = self._save(runner, position)
         cause = self.received or "a signal on another rank"
-        where = f"iteration {position['iter']}"
+        where = f"{during or 'after '}iteration {position['iter']}"
         loop = runner.train_loop
-        if isinstance(loop, EpochBasedTrainLoop):
+        if isinstance(loop, EpochBasedTrainLoop) and not during:
             per_epoch = len(loop.dataloader)
             batch = position["iter"] - position["epoch"] * per_epoch
             where += f" (epoch {position['epoch'] + 1}, batch {batch}/{per_epoch})"
         print_log(
-            f"Preempted by {cause}: saved {path} after {where}; exiting with status {EXIT_PREEMPTED} "
+            f"Preempted by {cause}: saved {path} {where}; exiting with status {EXIT_PREEMPTED} "
             "(train again with --resume to continue)",
             logger="current",
         )

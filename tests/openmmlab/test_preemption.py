@@ -222,6 +222,10 @@ def test_signal_during_validation_stops_there(seg_data: Path, tmp_path: Path):
         runner.train()
     assert stop.value.code == preemption.EXIT_PREEMPTED
     assert checkpoint_meta(tmp_path / "recovery.pth")["iter"] == 2
+    log = sorted(tmp_path.glob("*/*.log"))[-1].read_text()
+    assert (
+        f"Preempted by SIGUSR1: saved {tmp_path / 'recovery.pth'} in the validation after iteration 2;" in log
+    )
     cfg.resume = True
     runner = mm_runner.build_runner(cfg)
     runner.train()
