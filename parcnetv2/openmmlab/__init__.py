@@ -6,6 +6,8 @@ Importing ``parcnetv2.openmmlab`` (what the configs' ``custom_imports`` do):
   which mmdet's and mmseg's ``MODELS`` search as their parent;
 * registers :class:`ParCNetV2LayerDecayOptimizerConstructor` in mmengine's root
   ``OPTIM_WRAPPER_CONSTRUCTORS`` (visible from the mmdet and mmseg scopes alike);
+* registers :class:`PreemptionHook` in mmengine's root ``HOOKS`` and the ``atomic_local`` file backend
+  (:mod:`.preemption`);
 * allow-lists mmengine's checkpoint contents for torch's ``weights_only`` loading
   (:func:`allow_mmengine_checkpoints`), so ``--resume``, ``load_from`` and ``test.py`` work on torch 2.14.
 
@@ -21,11 +23,13 @@ from mmengine.registry import MODELS
 from .backbone import ParCNetV2Backbone, load_pretrained_backbone
 from .config import load_config
 from .layer_decay import ParCNetV2LayerDecayOptimizerConstructor
+from .preemption import PreemptionHook
 from .weights_only import allow_mmengine_checkpoints
 
 __all__ = [
     "ParCNetV2Backbone",
     "ParCNetV2LayerDecayOptimizerConstructor",
+    "PreemptionHook",
     "allow_mmengine_checkpoints",
     "load_config",
     "load_pretrained_backbone",

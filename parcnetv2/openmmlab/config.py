@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 import torch
 from mmengine.config import Config
 
+from .preemption import enable_preemption
+
 __all__ = [
     "SCOPES",
     "config_scope",
@@ -69,6 +71,9 @@ def load_config(
         num_workers: data loader processes (0: load in the main process).
         seed: ``randomness.seed``.
         cfg_options: ``{dotted.key: value}`` overrides, as ``--cfg-options`` (:func:`merge_cfg_options`).
+
+    Every config gets :class:`~parcnetv2.openmmlab.preemption.PreemptionHook` and atomic checkpoint
+    writes (:func:`~parcnetv2.openmmlab.preemption.enable_preemption`).
     """
     config = os.fspath(config)
     cfg = Config.fromfile(config)
@@ -84,6 +89,7 @@ def load_config(
     if seed is not None:
         cfg.randomness = dict(seed=seed)
     merge_cfg_options(cfg, cfg_options)
+    enable_preemption(cfg)
     set_work_dir(cfg, work_dir, config)
     return cfg
 
