@@ -2,7 +2,7 @@
 
 Every module has one plain formulation in standard ops, traceable at symbolic sizes: it is what
 ``torch.compile``, ``torch.export``/ONNX, FX, ``torch.jit.trace`` and TorchScript see. In plain eager
-PyTorch (:func:`eager_fast_paths`) some modules take faster routes with the same values: in-place
+PyTorch (:func:`~.oversized_conv.runtime_mode`) some modules take faster routes with the same values: in-place
 activations without autograd, layout changes folded into matmuls, cached weight copies.
 """
 
@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.models import register_notrace_function
-from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+
+from .oversized_conv import runtime_mode
 
 __all__ = [
     "BGU",
@@ -18,7 +19,6 @@ __all__ = [
     "L2LayerNorm",
     "Scale",
     "autocast_dtype",
-    "eager_fast_paths",
     "gelu_",
     "gelu_gate",
     "linear_add",
@@ -28,19 +28,6 @@ __all__ = [
     "pointwise_to_channels_last",
     "weights_key",
 ]
-
-
-@torch.jit.unused
-def eager_fast_paths() -> bool:
-    """True in plain eager PyTorch, where the modules may use caches, in-place ops and the OC cost model.
-
-    False while ``torch.compile``/``torch.export`` (and so the ONNX exporter) trace, while FX traces
-    symbolically and under ``torch.jit.trace``; TorchScript never calls it (callers test
-    ``torch.jit.is_scripting()`` first). Those tracers then record the plain formulation.
-    """
-    if torch.compiler.is_compiling():
-        return False
-    return not (is_fx_symbolic_tracing() or torch.jit.is_tracing())
 
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:
@@ -165,7 +152,7 @@ class L2LayerNorm(nn.Module):
         last = self.channel_dim == -1
         if not last:
             x = x.movedim(self.channel_dim, -1)
-        if not torch.jit.is_scripting() and eager_fast_paths():
+        if not torch.jit.is_scripting() and runtime_mode() == "eager":
             x = l2_layer_norm(x, self.weight, self.eps)
         else:
             x = l2_layer_norm_reference(x, self.weight, self.eps)
@@ -200,7 +187,7 @@ def pointwise_to_channels_first(
     does the layout change (a contiguous result, no separate copy); traced, ``linear`` + a permuted view.
     """
     weight = weight.reshape(weight.shape[0], -1)
-    if torch.jit.is_scripting() or not eager_fast_paths():
+    if torch.jit.is_scripting() or runtime_mode() != "eager":
         return F.linear(x, weight, bias).permute(0, 3, 1, 2)
     batch, height, width, channels = x.shape
     columns = x.reshape(batch, height * width, channels).mT
@@ -221,7 +208,7 @@ def pointwise_to_channels_last(
     :func:`linear_add`).
     """
     weight = weight.reshape(weight.shape[0], -1)
-    if torch.jit.is_scripting() or not eager_fast_paths():
+    if torch.jit.is_scripting() or runtime_mode() != "eager":
         if shortcut is not None:
             return linear_add(shortcut, x.permute(0, 2, 3, 1), weight, bias)
         return F.linear(x.permute(0, 2, 3, 1), weight, bias)
@@ -272,7 +259,7 @@ class Downsample(nn.Module):
         # Channels-last memory through the conv, so that the norms (and the stage after) read their
         # channel vectors contiguously; for the stem this converts the 3-channel image, a cheap copy.
         x = self.pre_norm(x).contiguous(memory_format=torch.channels_last)
-        if not torch.jit.is_scripting() and eager_fast_paths() and not torch.is_grad_enabled():
+        if not torch.jit.is_scripting() and runtime_mode() == "eager" and not torch.is_grad_enabled():
             return self.post_norm(self._cached_conv(x))
         return self.post_norm(self.conv(x))
 
@@ -314,7 +301,7 @@ class BGU(nn.Module):
         weight, bias, half = self.fc1.weight, self.fc1.bias, self.fc2.in_features
         assert bias is not None  # built with one (and TorchScript needs the refinement)
         x1, x2 = F.linear(x, weight[:half], bias[:half]), F.linear(x, weight[half:], bias[half:])
-        if torch.jit.is_scripting() or not eager_fast_paths():
+        if torch.jit.is_scripting() or runtime_mode() != "eager":
             gated = x1 * self.act(x2)
         elif not x1.requires_grad:
             gated = x1.mul_(gelu_(x2, self.act.approximate))  # saves a large allocation
@@ -323,6 +310,8 @@ class BGU(nn.Module):
         gated = self.drop1(gated)
         if shortcut is None:
             return self.drop2(self.fc2(gated))
-        if (torch.jit.is_scripting() or not eager_fast_paths()) and not (self.training and self.drop2.p > 0):
+        if (torch.jit.is_scripting() or runtime_mode() != "eager") and not (
+            self.training and self.drop2.p > 0
+        ):
             return linear_add(shortcut, gated, self.fc2.weight)
         return shortcut + self.drop2(self.fc2(gated))

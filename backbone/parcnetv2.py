@@ -29,12 +29,11 @@ from .layers import (
     Downsample,
     L2LayerNorm,
     Scale,
-    eager_fast_paths,
     gelu_,
     pointwise_to_channels_first,
     pointwise_to_channels_last,
 )
-from .oversized_conv import OC_MODES, OCMode, OversizedConv2d
+from .oversized_conv import OC_MODES, OCMode, OversizedConv2d, runtime_mode
 
 __all__ = ["ParCNetV2", "ParCNetV2Block", "ParCTokenMixer", "MIN_INPUT_SIZE", "VARIANTS"]
 
@@ -81,7 +80,7 @@ class ParCTokenMixer(nn.Module):
         # the branch in channels-last memory (an NCHW view of an NHWC result): what the 7x7 conv wants;
         # the OC reads a contiguous copy that it does not keep for backward
         branch = F.linear(x, weight[half:].flatten(1), bias[half:]).permute(0, 3, 1, 2)
-        if not torch.jit.is_scripting() and eager_fast_paths() and not gate.requires_grad:
+        if not torch.jit.is_scripting() and runtime_mode() == "eager" and not gate.requires_grad:
             # inference: activate and gate inside pwconv1's output (fewer large allocations)
             spatial = self._spatial(gelu_(branch, self.act.approximate))
             gated = gate.mul_(spatial) if spatial.dtype == gate.dtype else gate * spatial
@@ -128,7 +127,7 @@ class ParCNetV2Block(nn.Module):
         self.has_drop_path = drop_path > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting() and eager_fast_paths():
+        if not torch.jit.is_scripting() and runtime_mode() == "eager":
             if not torch.is_grad_enabled():
                 return self._forward_in_place(x)
         elif not (self.training and self.has_drop_path):
