@@ -247,14 +247,16 @@ def calibrate_oc(
     save: bool = True,
     shapes: Sequence[PassShape] | None = None,
     held_out: Sequence[PassShape] | None = None,
+    margin: float = 0.1,
 ) -> Calibration:
     """Fit the OC cost model on ``device`` (about ``seconds``: 2/3 fitting, 1/3 checking) and, with
-    ``save``, write it to the device's cache file, used by every plan made from then on."""
+    ``save``, write it to the device's cache file, used by every plan made from then on. ``margin``:
+    see :func:`agreement`."""
     device = torch.device(device)
     shapes = calibration_shapes() if shapes is None else shapes
     held_out = held_out_shapes() if held_out is None else held_out
     coefficients = fit_coefficients(measure(shapes, device, seconds * 2 / 3))
-    check = agreement(coefficients, measure(held_out, device, seconds / 3), device)
+    check = agreement(coefficients, measure(held_out, device, seconds / 3), device, margin)
     path = None
     if save:
         path = cache_file(device)
