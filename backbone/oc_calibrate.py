@@ -38,6 +38,8 @@ __all__ = [
     "held_out_shapes",
     "measure",
     "stage_paths",
+    "stage_paths_table",
+    "summary",
 ]
 
 STAGES = ((64, 4), (128, 8), (320, 16), (512, 32))
@@ -78,6 +80,22 @@ def stage_paths(
             ((channels, h, w), plan_oc_paths((batch, channels, h, w), 2 * h - 1, 2 * w - 1, device, training))
         )
     return rows
+
+
+def stage_paths_table(device: torch.device | str = "cpu") -> str:
+    """A markdown table of :func:`stage_paths` at 224x224 and 800x1333, inference and training."""
+    lines = [
+        "| input | stage | C x h x w | inference paths (vertical / horizontal) | training paths |",
+        "|---|---|---|---|---|",
+    ]
+    for height, width in ((224, 224), (800, 1333)):
+        rows = zip(stage_paths(height, width, device), stage_paths(height, width, device, True), strict=True)
+        for stage, ((shape, paths), (_, train)) in enumerate(rows):
+            size = "x".join(map(str, shape))
+            lines.append(
+                f"| {height}x{width} | {stage + 1} | {size} | {' / '.join(paths)} | {' / '.join(train)} |"
+            )
+    return "\n".join(lines)
 
 
 def calibration_shapes(max_side: int = 1333) -> list[PassShape]:
@@ -229,6 +247,15 @@ def agreement(
         "margin": margin,
         "slowdown": math.exp(log_slowdown / count),
     }
+
+
+def summary(check: dict[str, float]) -> str:
+    """One line for an :func:`agreement` result."""
+    return (
+        f"held-out agreement: the chosen path is the fastest in {check['exact']:.0%} of {check['cases']} "
+        f"passes, within {check['margin']:.0%} of it in {check['within_margin']:.0%}; mean slowdown "
+        f"{check['slowdown']:.3f}x"
+    )
 
 
 @dataclass(frozen=True)

@@ -18,22 +18,15 @@ import sys
 from collections.abc import Sequence
 
 import torch
-from parcnetv2.backbone.oc_calibrate import calibrate_oc, calibration_shapes, held_out_shapes, stage_paths
+from parcnetv2.backbone.oc_calibrate import (
+    calibrate_oc,
+    calibration_shapes,
+    held_out_shapes,
+    stage_paths_table,
+    summary,
+)
 
 from parcnetv2.cli import add_debug_argument, run_cli
-
-
-def print_stage_paths(device: str) -> None:
-    """The paths of ParCNetV2-T's OC per stage at 224x224 and 800x1333, inference and training."""
-    print("\n| input | stage | C x h x w | inference (vertical / horizontal) | training |")
-    print("|---|---|---|---|---|")
-    for height, width in ((224, 224), (800, 1333)):
-        rows = zip(stage_paths(height, width, device), stage_paths(height, width, device, True), strict=True)
-        for stage, ((shape, paths), (_, train_paths)) in enumerate(rows):
-            print(
-                f"| {height}x{width} | {stage + 1} | {'x'.join(map(str, shape))} | {' / '.join(paths)} "
-                f"| {' / '.join(train_paths)} |"
-            )
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -61,15 +54,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"# OC cost model fitted on {result.device} ({threads} threads, torch {torch.__version__})")
     for training, coefs in result.coefficients.items():
         print(f"{'training' if training else 'inference'}: {coefs}")
-    check = result.held_out
-    print(
-        f"held-out agreement: chosen path fastest in {check['exact']:.0%} of {check['cases']} passes, "
-        f"within {check['margin']:.0%} of the fastest in {check['within_margin']:.0%}; "
-        f"mean slowdown of the chosen path {check['slowdown']:.3f}x"
-    )
+    print(summary(result.held_out))
     print(f"cache: {result.path}" if result.path else "cache: not written (--no-save)")
-    print_stage_paths(str(device))
-    return {"held_out": check, "path": result.path}
+    print(f"\nParCNetV2-T's OC paths on {result.device} now:\n\n{stage_paths_table(device)}")
+    return {"held_out": result.held_out, "path": result.path}
 
 
 if __name__ == "__main__":
