@@ -183,8 +183,10 @@ class OversizedConv2d(nn.Module):
         self.conv_w = nn.Conv2d(dim, dim, (1, kernel_size), padding=(0, pad), groups=dim, bias=False)
         self._plans: dict[tuple, OCPlan] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mode = "traced" if torch.jit.is_scripting() else runtime_mode()
+    def forward(self, x: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+        """``mode``: :func:`runtime_mode` if the caller asked it already (the model does), else asked here."""
+        if mode is None:
+            mode = "traced" if torch.jit.is_scripting() else runtime_mode()
         if mode == "eager":
             return self._run_plan(x)
         kernel_h, kernel_w = self.conv_h.weight.flatten(1), self.conv_w.weight.flatten(1)  # (C, K)

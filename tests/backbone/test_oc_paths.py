@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import importlib
 import random
-from unittest import mock
 
 import pytest
 import torch
 import torch.nn.functional as F
-from parcnetv2.backbone import OversizedConv2d, ParCNetV2, layers, oversized_conv
-from parcnetv2.backbone import parcnetv2 as model
+from parcnetv2.backbone import OversizedConv2d, ParCNetV2, oversized_conv
 from parcnetv2.backbone.layers import (
     gelu_gate,
     l2_layer_norm,
@@ -309,11 +307,12 @@ def test_pointwise_layout_changes_are_1x1_convs():
     x = torch.randn(2, 5, 7, 6)  # channels-last
     weight, bias = torch.randn(8, 6, 1, 1), torch.randn(8)
     reference = F.conv2d(x.permute(0, 3, 1, 2), weight, bias)
-    first = pointwise_to_channels_first(x, weight, bias)
-    assert first.is_contiguous()
-    torch.testing.assert_close(first, reference)
-    back = pointwise_to_channels_last(first, torch.randn(6, 8, 1, 1))
-    assert back.shape == (2, 5, 7, 6) and back.is_contiguous()
+    for eager in (True, False):  # eager: one bmm whose transposed operand changes the layout
+        first = pointwise_to_channels_first(x, weight, bias, eager)
+        assert first.is_contiguous() or not eager
+        torch.testing.assert_close(first, reference)
+        back = pointwise_to_channels_last(first, torch.randn(6, 8, 1, 1), eager=eager)
+        assert back.shape == (2, 5, 7, 6) and back.is_contiguous()
 
 
 def test_shortcut_sums_inside_the_matmul():
@@ -325,13 +324,10 @@ def test_shortcut_sums_inside_the_matmul():
     block = ParCNetV2(depths=(1,), dims=(8,), kernel_sizes=(13,), res_scale_init_values=(0.5,)).stages[0][0]
     h, shortcut = torch.randn(2, 7, 9, 8), torch.randn(2, 7, 9, 8)
     for mode in ("eager", "traced"):  # the fast eager path, and the traced formulation (as compilers see it)
-        patches = [
-            mock.patch.object(m, "runtime_mode", return_value=mode) for m in (layers, model, oc_module)
-        ]
-        with torch.no_grad(), patches[0], patches[1], patches[2]:
-            mixer, mlp = block.token_mixer, block.mlp
-            torch.testing.assert_close(mixer(h, shortcut=shortcut), shortcut + mixer(h))
-            torch.testing.assert_close(mlp(h, shortcut=shortcut), shortcut + mlp(h))
+        with torch.no_grad():
+            mixer, mlp, eager = block.token_mixer, block.mlp, mode == "eager"
+            torch.testing.assert_close(mixer(h, shortcut=shortcut, mode=mode), shortcut + mixer(h, mode=mode))
+            torch.testing.assert_close(mlp(h, shortcut=shortcut, eager=eager), shortcut + mlp(h, eager=eager))
 
 
 @pytest.mark.parametrize("mode", ("adaptive", "fixed"))
