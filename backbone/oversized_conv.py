@@ -215,7 +215,7 @@ class OversizedConv2d(nn.Module):
         input_grad = grad and x.requires_grad
         kernel_grad = grad and (weight_h.requires_grad or weight_w.requires_grad)
         autocast = torch._C._is_any_autocast_enabled()
-        key = (x.shape, x.dtype, x.device, input_grad, kernel_grad, autocast, self.path)
+        key = (x.shape, x.dtype, x.device, input_grad, kernel_grad, autocast, self.path, weight_h.dtype)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._new_plan(key, x, weight_h, weight_w)
@@ -239,7 +239,7 @@ class OversizedConv2d(nn.Module):
         self, key: tuple, x: torch.Tensor, weight_h: torch.Tensor, weight_w: torch.Tensor
     ) -> OCPlan:
         """Plan for a new input; drops the oldest plan beyond :data:`MAX_PLANS`, and other inference plans."""
-        _, _, _, input_grad, kernel_grad, _, path = key
+        _, _, _, input_grad, kernel_grad, _, path, _ = key
         inference = not (input_grad or kernel_grad)
         if inference:
             for old in [k for k in self._plans if not (k[3] or k[4])]:
