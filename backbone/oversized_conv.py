@@ -190,19 +190,26 @@ class OversizedConv2d(nn.Module):
         if mode == "eager":
             return self._run_plan(x)
         kernel_h, kernel_w = self.conv_h.weight.flatten(1), self.conv_w.weight.flatten(1)  # (C, K)
+        if mode == "conv":  # the two depthwise convolutions with the kernels that meet x
+            kernel_h, kernel_w = (
+                self._conv_kernel(kernel_h, x.shape[2]),
+                self._conv_kernel(kernel_w, x.shape[3]),
+            )
+            return direct_pass(direct_pass(x, kernel_h.to(x.dtype), 2), kernel_w.to(x.dtype), 3)
         adaptive = self.mode == "adaptive"
         if adaptive:
             kernel_h = resize_taps(kernel_h, 2 * x.shape[2] - 1)
             kernel_w = resize_taps(kernel_w, 2 * x.shape[3] - 1)
-        if mode == "conv":  # the two depthwise convolutions, kernels cropped to the taps that meet x
-            kernel_h, kernel_w = self._cropped(kernel_h, x.shape[2]), self._cropped(kernel_w, x.shape[3])
-            return direct_pass(direct_pass(x, kernel_h.to(x.dtype), 2), kernel_w.to(x.dtype), 3)
         return oc_matmul(x, kernel_h, kernel_w, full=adaptive)
 
-    @staticmethod
     @torch.jit.unused
-    def _cropped(kernel: torch.Tensor, n: int) -> torch.Tensor:
+    def _conv_kernel(self, kernel: torch.Tensor, n: int) -> torch.Tensor:
+        """A (C, K) kernel sized for an n-long axis under ``jit.trace`` (FLOP counters): resized by
+        elementwise ops (:func:`resize_taps`' values; a matmul would be counted as FLOPs), or cropped."""
         full = 2 * n - 1
+        if self.mode == "adaptive" and kernel.shape[-1] != full:
+            weights = interpolation_matrix(kernel.shape[-1], full, kernel.device).to(kernel.dtype)
+            return (kernel[:, :, None] * weights).sum(1)
         return kernel.narrow(-1, (kernel.shape[-1] - full) // 2, full) if kernel.shape[-1] > full else kernel
 
     @torch.jit.unused
