@@ -228,9 +228,8 @@ class OversizedConv2d(nn.Module):
             plan = self._new_plan(key, x, weight_h, weight_w)
         if plan.cast:
             x = x.to(plan.dtype)
-        if (
-            input_grad or kernel_grad
-        ):  # autograd tracks the call: kernels sized afresh (the plan.kernels steps)
+        if input_grad or kernel_grad:
+            # autograd tracks the call: the kernels sized afresh (OCPlan.kernels, written out)
             kernels = torch.cat((weight_h.flatten(1), weight_w.flatten(1)), 1)
             if plan.resize is not None:
                 kernels = kernels @ plan.resize
