@@ -19,11 +19,10 @@ from .oc_cost import (
     PATHS,
     PassShape,
     PathCoefficients,
-    cache_file,
     device_name,
     pass_features,
     path_costs,
-    write_fit,
+    save_fit,
 )
 from .oc_passes import ToeplitzConv1d, direct_pass, fft_pass, fft_size
 from .oc_plan import plan_oc_paths
@@ -286,11 +285,10 @@ def calibrate_oc(
     check = agreement(coefficients, measure(held_out, device, seconds / 3), device, margin)
     path = None
     if save:
-        path = cache_file(device)
-        write_fit(
-            path,
+        path = save_fit(
+            device,
             coefficients,
-            device=device_name(device),
+            device_name=device_name(device),
             torch=torch.__version__,
             threads=torch.get_num_threads(),
             held_out=check,

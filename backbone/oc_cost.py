@@ -24,6 +24,7 @@ Measured coefficients replace them per device: :func:`parcnetv2.backbone.oc_cali
 runs that calibration the first time a device without a fit is planned for).
 """
 
+import functools
 import json
 import math
 import os
@@ -47,6 +48,8 @@ __all__ = [
     "device_name",
     "pass_features",
     "path_costs",
+    "read_fit",
+    "save_fit",
 ]
 
 PATHS = ("direct", "gemm", "fft")
@@ -167,7 +170,11 @@ def choose_path(
 # ----------------------------------------------------------------------------------------- per device
 def device_name(device: torch.device | str) -> str:
     """What the measured coefficients are filed under: the GPU's name, or the CPU's model name."""
-    device = torch.device(device)
+    return _device_name(torch.device(device))
+
+
+@functools.lru_cache(maxsize=16)  # read once per device and process (the CPU's from /proc/cpuinfo)
+def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
@@ -189,8 +196,9 @@ def cache_file(device: torch.device | str) -> Path:
     return Path(root) / "oc_cost" / f"{slug}.json"
 
 
-_measured: dict[Path, dict[bool, PathCoefficients] | None] = {}
-"""The fits read so far, by file (None: no fit there): read once per process, like cuDNN's benchmark cache."""
+_measured: dict[torch.device, dict[bool, PathCoefficients] | None] = {}
+"""The fits read so far, by device (None: none in the cache): read once per process, like cuDNN's
+benchmark cache."""
 
 
 def read_fit(path: Path) -> dict[bool, PathCoefficients] | None:
@@ -204,8 +212,12 @@ def read_fit(path: Path) -> dict[bool, PathCoefficients] | None:
     }
 
 
-def write_fit(path: Path, coefficients: dict[bool, PathCoefficients], **details: object) -> None:
-    """Write a fit (and ``details`` such as its held-out agreement) atomically, and use it from now on."""
+def save_fit(
+    device: torch.device | str, coefficients: dict[bool, PathCoefficients], **details: object
+) -> Path:
+    """Write a fit (and ``details`` such as its held-out agreement) to the device's :func:`cache_file`
+    atomically, and plan with it from now on; returns the file."""
+    path = cache_file(device)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = {False: "inference", True: "training"}
     text = json.dumps(
@@ -214,7 +226,8 @@ def write_fit(path: Path, coefficients: dict[bool, PathCoefficients], **details:
     partial = path.with_suffix(".json.tmp")
     partial.write_text(text)
     partial.replace(path)
-    _measured[path] = dict(coefficients)
+    _measured[torch.device(device)] = dict(coefficients)
+    return path
 
 
 def coefficients_for(device: torch.device | str, training: bool) -> PathCoefficients:
@@ -224,14 +237,13 @@ def coefficients_for(device: torch.device | str, training: bool) -> PathCoeffici
     With ``PARCNETV2_OC_CALIBRATE=1`` a device without a fit is calibrated first (a few seconds).
     """
     device = torch.device(device)
-    path = cache_file(device)
-    if path not in _measured:
-        _measured[path] = read_fit(path)
-        if _measured[path] is None and os.environ.get("PARCNETV2_OC_CALIBRATE") == "1":
+    if device not in _measured:
+        _measured[device] = read_fit(cache_file(device))
+        if _measured[device] is None and os.environ.get("PARCNETV2_OC_CALIBRATE") == "1":
             from .oc_calibrate import calibrate_oc  # the timing code, only when asked for
 
             calibrate_oc(device)
-    fit = _measured[path]
+    fit = _measured[device]
     if fit is not None:
         return fit[training]
     return COEFFICIENTS.get((device.type, training), COEFFICIENTS[("cuda", training)])

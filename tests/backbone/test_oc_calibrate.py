@@ -65,7 +65,7 @@ def test_planning_uses_the_cached_fit_and_opt_in_calibration(cache, monkeypatch)
     # a fit in which only the FFT path is cheap: plans follow it once it is written
     cheap, dear = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     fft_only = oc_cost.PathCoefficients(dear, dear, dear, cheap, cheap)
-    oc_cost.write_fit(cache_file("cpu"), {False: fft_only, True: fft_only})
+    assert oc_cost.save_fit("cpu", {False: fft_only, True: fft_only}) == cache_file("cpu")
     assert oc_cost.choose_path(shape, "cpu") == "fft"
     monkeypatch.setattr(oc_cost, "_measured", {})  # a new process: read from the file
     assert coefficients_for("cpu", True) == fft_only
