@@ -214,13 +214,12 @@ def pointwise_to_channels_last(
         if shortcut is not None:
             return linear_add(shortcut, x.permute(0, 2, 3, 1), weight, bias)
         return F.linear(x.permute(0, 2, 3, 1), weight, bias)
-    if shortcut is not None:
-        return shortcut + pointwise_to_channels_last(x, weight, bias, eager=True)
     batch, channels, height, width = x.shape
     rows = x.reshape(batch, channels, height * width).mT
     weights = weight.mT.expand(batch, -1, -1)
     out = torch.bmm(rows, weights) if bias is None else torch.baddbmm(bias, rows, weights)
-    return out.view(batch, height, width, weight.shape[0])
+    out = out.view(batch, height, width, weight.shape[0])
+    return out if shortcut is None else shortcut + out
 
 
 class NoNorm(nn.Identity):

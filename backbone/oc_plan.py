@@ -198,7 +198,7 @@ def bind_weights(
 ) -> None:
     """Give an inference plan its ``run_h``/``run_w`` for these weights (``version``) at ``size`` (H, W)."""
     with torch.no_grad():
-        kernels = plan.kernels(weight_h, weight_w)
+        kernels = [k.contiguous() for k in plan.kernels(weight_h, weight_w)]  # split views -> own memory
         plan.run_h, plan.run_w = (
             _inference_pass(p, d, n, k) for p, d, n, k in zip(plan.paths, (2, 3), size, kernels, strict=True)
         )
