@@ -1,24 +1,24 @@
 """Small building blocks of ParCNetV2: its L2 layer norm, scales, downsampling, BGU.
 
 Every module has one plain formulation in standard ops, traceable at symbolic sizes: it is what
-``torch.compile``, ``torch.export``/ONNX, FX, ``torch.jit.trace`` and TorchScript see. In plain eager
-PyTorch (:func:`eager_fast_paths`) some modules take faster routes with the same values: in-place
-activations without autograd, layout changes folded into matmuls, cached weight copies.
+``torch.compile``, ``torch.export``/ONNX, FX, ``torch.jit.trace`` and TorchScript see. Given
+``eager=True`` -- by the model, whose forward asks :func:`~.oversized_conv.runtime_mode` once --
+some take faster routes with the same values: in-place activations without autograd, layout changes
+folded into matmuls, a fused norm, cached weight copies.
 """
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.models import register_notrace_function
-from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 __all__ = [
     "BGU",
     "Downsample",
     "L2LayerNorm",
+    "NoNorm",
     "Scale",
     "autocast_dtype",
-    "eager_fast_paths",
     "gelu_",
     "gelu_gate",
     "linear_add",
@@ -28,19 +28,6 @@ __all__ = [
     "pointwise_to_channels_last",
     "weights_key",
 ]
-
-
-@torch.jit.unused
-def eager_fast_paths() -> bool:
-    """True in plain eager PyTorch, where the modules may use caches, in-place ops and the OC cost model.
-
-    False while ``torch.compile``/``torch.export`` (and so the ONNX exporter) trace, while FX traces
-    symbolically and under ``torch.jit.trace``; TorchScript never calls it (callers test
-    ``torch.jit.is_scripting()`` first). Those tracers then record the plain formulation.
-    """
-    if torch.compiler.is_compiling():
-        return False
-    return not (is_fx_symbolic_tracing() or torch.jit.is_tracing())
 
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:
@@ -161,11 +148,12 @@ class L2LayerNorm(nn.Module):
         self.channel_dim = channel_dim
         self.eps = eps
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, eager: bool = False) -> torch.Tensor:
+        """``eager``: the fused variant (:func:`l2_layer_norm`; the caller checked the runtime mode)."""
         last = self.channel_dim == -1
         if not last:
             x = x.movedim(self.channel_dim, -1)
-        if not torch.jit.is_scripting() and eager_fast_paths():
+        if eager:
             x = l2_layer_norm(x, self.weight, self.eps)
         else:
             x = l2_layer_norm_reference(x, self.weight, self.eps)
@@ -192,7 +180,7 @@ def linear_add(
 
 
 def pointwise_to_channels_first(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, eager: bool = False
 ) -> torch.Tensor:
     """A 1x1 convolution from channels-last (B, H, W, Cin) to channels-first (B, Cout, H, W).
 
@@ -200,7 +188,7 @@ def pointwise_to_channels_first(
     does the layout change (a contiguous result, no separate copy); traced, ``linear`` + a permuted view.
     """
     weight = weight.reshape(weight.shape[0], -1)
-    if torch.jit.is_scripting() or not eager_fast_paths():
+    if not eager:
         return F.linear(x, weight, bias).permute(0, 3, 1, 2)
     batch, height, width, channels = x.shape
     columns = x.reshape(batch, height * width, channels).mT
@@ -214,24 +202,31 @@ def pointwise_to_channels_last(
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     shortcut: torch.Tensor | None = None,
+    eager: bool = False,
 ) -> torch.Tensor:
     """A 1x1 convolution from channels-first (B, Cin, H, W) to channels-last (B, H, W, Cout).
 
     ``shortcut`` (B, H, W, Cout): added to the result (traced, inside the matmul: see
-    :func:`linear_add`).
+    :func:`linear_add`). ``eager``: one ``bmm`` per image whose transposed operand changes the layout.
     """
     weight = weight.reshape(weight.shape[0], -1)
-    if torch.jit.is_scripting() or not eager_fast_paths():
+    if not eager:
         if shortcut is not None:
             return linear_add(shortcut, x.permute(0, 2, 3, 1), weight, bias)
         return F.linear(x.permute(0, 2, 3, 1), weight, bias)
-    if shortcut is not None:
-        return shortcut + pointwise_to_channels_last(x, weight, bias)
     batch, channels, height, width = x.shape
     rows = x.reshape(batch, channels, height * width).mT
     weights = weight.mT.expand(batch, -1, -1)
     out = torch.bmm(rows, weights) if bias is None else torch.baddbmm(bias, rows, weights)
-    return out.view(batch, height, width, weight.shape[0])
+    out = out.view(batch, height, width, weight.shape[0])
+    return out if shortcut is None else shortcut + out
+
+
+class NoNorm(nn.Identity):
+    """Where a :class:`Downsample` has no norm (takes the ``eager`` flag the norms take)."""
+
+    def forward(self, x: torch.Tensor, eager: bool = False) -> torch.Tensor:
+        return x
 
 
 class Scale(nn.Module):
@@ -263,18 +258,19 @@ class Downsample(nn.Module):
         post_norm: bool = False,
     ) -> None:
         super().__init__()
-        self.pre_norm = L2LayerNorm(in_chs, channel_dim=1) if pre_norm else nn.Identity()
+        self.pre_norm = L2LayerNorm(in_chs, channel_dim=1) if pre_norm else NoNorm()
         self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=padding)
-        self.post_norm = L2LayerNorm(out_chs, channel_dim=1) if post_norm else nn.Identity()
+        self.post_norm = L2LayerNorm(out_chs, channel_dim=1) if post_norm else NoNorm()
         self._channels_last_weight: tuple[tuple, torch.Tensor] | None = None  # eager inference cache
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, eager: bool = False) -> torch.Tensor:
+        """``eager``: fused norms, and in inference a cached channels-last weight copy."""
         # Channels-last memory through the conv, so that the norms (and the stage after) read their
         # channel vectors contiguously; for the stem this converts the 3-channel image, a cheap copy.
-        x = self.pre_norm(x).contiguous(memory_format=torch.channels_last)
-        if not torch.jit.is_scripting() and eager_fast_paths() and not torch.is_grad_enabled():
-            return self.post_norm(self._cached_conv(x))
-        return self.post_norm(self.conv(x))
+        x = self.pre_norm(x, eager).contiguous(memory_format=torch.channels_last)
+        if eager and not torch.is_grad_enabled():
+            return self.post_norm(self._cached_conv(x), eager)
+        return self.post_norm(self.conv(x), eager)
 
     @torch.jit.unused
     def _cached_conv(self, x: torch.Tensor) -> torch.Tensor:
@@ -307,14 +303,19 @@ class BGU(nn.Module):
         self.fc2 = nn.Linear(hidden // 2, dim, bias=False)
         self.drop2 = nn.Dropout(drop)
 
-    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
-        """``fc2(x1 * GELU(x2))``, plus ``shortcut`` if given (traced: inside ``fc2``'s matmul)."""
+    def forward(
+        self, x: torch.Tensor, shortcut: torch.Tensor | None = None, eager: bool = False
+    ) -> torch.Tensor:
+        """``fc2(x1 * GELU(x2))``, plus ``shortcut`` if given (traced: inside ``fc2``'s matmul).
+
+        ``eager``: the gate in place (inference) or recomputing GELU in backward (:func:`gelu_gate`).
+        """
         # fc1 as two matmuls on its weight's halves: the same values as chunking fc1(x), without the
         # concatenation of the halves' gradients in backward (a copy of fc1's whole output)
         weight, bias, half = self.fc1.weight, self.fc1.bias, self.fc2.in_features
         assert bias is not None  # built with one (and TorchScript needs the refinement)
         x1, x2 = F.linear(x, weight[:half], bias[:half]), F.linear(x, weight[half:], bias[half:])
-        if torch.jit.is_scripting() or not eager_fast_paths():
+        if not eager:
             gated = x1 * self.act(x2)
         elif not x1.requires_grad:
             gated = x1.mul_(gelu_(x2, self.act.approximate))  # saves a large allocation
@@ -323,6 +324,6 @@ class BGU(nn.Module):
         gated = self.drop1(gated)
         if shortcut is None:
             return self.drop2(self.fc2(gated))
-        if (torch.jit.is_scripting() or not eager_fast_paths()) and not (self.training and self.drop2.p > 0):
+        if not eager and not (self.training and self.drop2.p > 0):
             return linear_add(shortcut, gated, self.fc2.weight)
         return shortcut + self.drop2(self.fc2(gated))

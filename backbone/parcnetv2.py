@@ -19,9 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, calculate_drop_path_rates, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices  # what timm's own models import
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+from torch.utils.checkpoint import checkpoint
 
 from .checkpoint import fit_checkpoint
 from .layers import (
@@ -29,12 +30,11 @@ from .layers import (
     Downsample,
     L2LayerNorm,
     Scale,
-    eager_fast_paths,
     gelu_,
     pointwise_to_channels_first,
     pointwise_to_channels_last,
 )
-from .oversized_conv import OC_MODES, OCMode, OversizedConv2d
+from .oversized_conv import OC_MODES, OCMode, OversizedConv2d, runtime_mode
 
 __all__ = ["ParCNetV2", "ParCNetV2Block", "ParCTokenMixer", "MIN_INPUT_SIZE", "VARIANTS"]
 
@@ -69,34 +69,40 @@ class ParCTokenMixer(nn.Module):
         self.dwconv2 = nn.Conv2d(hidden // 2, hidden // 2, 7, padding=3, groups=hidden // 2, bias=False)
         self.pwconv2 = nn.Conv2d(hidden // 2, dim, 1, bias=False)
 
-    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
-        """The mixed (B, H, W, C) tensor, plus ``shortcut`` if given (traced: inside ``pwconv2``'s matmul)."""
+    def forward(
+        self, x: torch.Tensor, shortcut: torch.Tensor | None = None, mode: str = "traced"
+    ) -> torch.Tensor:
+        """The mixed (B, H, W, C) tensor, plus ``shortcut`` if given (traced: inside ``pwconv2``'s matmul).
+
+        ``mode``: the model's :func:`~.oversized_conv.runtime_mode` (``"eager"``: the fast variants).
+        """
+        eager = mode == "eager"
         # The spatial part runs channels-first (what the OC's matmuls and the 7x7 conv want); in eager
         # PyTorch the two 1x1 convs are matmuls whose transposed operands do the layout changes.
         # pwconv1 as two matmuls on its weight's halves (gate, branch): chunking its output instead
         # would concatenate the halves' gradients in backward, a copy of the whole output
         weight, bias, half = self.pwconv1.weight, self.pwconv1.bias, self.pwconv2.in_channels
         assert bias is not None  # built with one (and TorchScript needs the refinement)
-        gate = pointwise_to_channels_first(x, weight[:half], bias[:half])
+        gate = pointwise_to_channels_first(x, weight[:half], bias[:half], eager)
         # the branch in channels-last memory (an NCHW view of an NHWC result): what the 7x7 conv wants;
         # the OC reads a contiguous copy that it does not keep for backward
         branch = F.linear(x, weight[half:].flatten(1), bias[half:]).permute(0, 3, 1, 2)
-        if not torch.jit.is_scripting() and eager_fast_paths() and not gate.requires_grad:
+        if eager and not gate.requires_grad:
             # inference: activate and gate inside pwconv1's output (fewer large allocations)
-            spatial = self._spatial(gelu_(branch, self.act.approximate))
+            spatial = self._spatial(gelu_(branch, self.act.approximate), mode)
             gated = gate.mul_(spatial) if spatial.dtype == gate.dtype else gate * spatial
         else:
-            gated = gate * self._spatial(self.act(branch))
-        return pointwise_to_channels_last(gated, self.pwconv2.weight, shortcut=shortcut)
+            gated = gate * self._spatial(self.act(branch), mode)
+        return pointwise_to_channels_last(gated, self.pwconv2.weight, shortcut=shortcut, eager=eager)
 
-    def _spatial(self, branch: torch.Tensor) -> torch.Tensor:
+    def _spatial(self, branch: torch.Tensor, mode: str) -> torch.Tensor:
         """Oversized conv + 7x7 depthwise conv of the activated branch.
 
         The 7x7 conv reads channels-last memory: oneDNN's depthwise kernels are several times faster
         on it than on NCHW (forward and backward).
         """
         local = self.dwconv2(branch.contiguous(memory_format=torch.channels_last))
-        return self.dwconv1(branch).add_(local)
+        return self.dwconv1(branch, mode).add_(local)
 
 
 class ParCNetV2Block(nn.Module):
@@ -127,22 +133,24 @@ class ParCNetV2Block(nn.Module):
         self.res_scale2 = Scale(dim, res_scale_init_value) if res_scale_init_value else nn.Identity()
         self.has_drop_path = drop_path > 0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting() and eager_fast_paths():
-            if not torch.is_grad_enabled():
-                return self._forward_in_place(x)
-        elif not (self.training and self.has_drop_path):
+    def forward(self, x: torch.Tensor, mode: str = "traced") -> torch.Tensor:
+        """``mode``: the model's :func:`~.oversized_conv.runtime_mode` (``"eager"``: the fast variants)."""
+        eager = mode == "eager"
+        if eager and not torch.is_grad_enabled():
+            return self._forward_in_place(x)
+        if not eager and not (self.training and self.has_drop_path):
             # traced: each residual sum is computed by the branch's last matmul (see linear_add)
-            x = self.token_mixer(self.norm1(x), shortcut=self.res_scale1(x))
+            x = self.token_mixer(self.norm1(x), shortcut=self.res_scale1(x), mode=mode)
             return self.mlp(self.norm2(x), shortcut=self.res_scale2(x))
-        x = self.res_scale1(x) + self.drop_path1(self.token_mixer(self.norm1(x)))
-        return self.res_scale2(x) + self.drop_path2(self.mlp(self.norm2(x)))
+        x = self.res_scale1(x) + self.drop_path1(self.token_mixer(self.norm1(x, eager), mode=mode))
+        return self.res_scale2(x) + self.drop_path2(self.mlp(self.norm2(x, eager), eager=eager))
 
     @torch.jit.unused
     def _forward_in_place(self, x: torch.Tensor) -> torch.Tensor:
         """Eager inference: the residual sums are written into the branch outputs (fresh tensors)."""
-        x = self._residual(x, self.res_scale1, self.drop_path1(self.token_mixer(self.norm1(x))))
-        return self._residual(x, self.res_scale2, self.drop_path2(self.mlp(self.norm2(x))))
+        mixed = self.token_mixer(self.norm1(x, True), mode="eager")
+        x = self._residual(x, self.res_scale1, self.drop_path1(mixed))
+        return self._residual(x, self.res_scale2, self.drop_path2(self.mlp(self.norm2(x, True), eager=True)))
 
     @staticmethod
     def _residual(x: torch.Tensor, scale: nn.Module, y: torch.Tensor) -> torch.Tensor:
@@ -162,18 +170,21 @@ class ParCNetV2Stage(nn.Sequential):
         super().__init__(*blocks)
         self.grad_checkpointing = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mode: str = "traced") -> torch.Tensor:
+        """``mode``: the model's :func:`~.oversized_conv.runtime_mode`, handed to each block."""
         x = x.permute(0, 2, 3, 1)
         if self.grad_checkpointing and not torch.jit.is_scripting() and torch.is_grad_enabled():
-            x = self._checkpointed(x)
+            x = self._checkpointed(x, mode)
         else:
             for block in self:
-                x = block(x)
+                x = block(x, mode)
         return x.permute(0, 3, 1, 2)
 
     @torch.jit.unused
-    def _checkpointed(self, x: torch.Tensor) -> torch.Tensor:
-        return checkpoint_seq(self, x)
+    def _checkpointed(self, x: torch.Tensor, mode: str) -> torch.Tensor:
+        for block in self:
+            x = checkpoint(block, x, mode, use_reentrant=False)
+        return x
 
 
 class ParCNetV2(nn.Module):
@@ -359,13 +370,15 @@ class ParCNetV2(nn.Module):
         """
         if output_fmt != "NCHW":
             raise ValueError(f"ParCNetV2 intermediates are NCHW only, got output_fmt={output_fmt!r}")
+        mode = "traced"
         if not torch.jit.is_scripting():
             self.check_input(x)
+            mode = runtime_mode()  # the one test of the runtime: handed down to every module
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         intermediates = []
         last = max_index if stop_early or intermediates_only else len(self.stages) - 1
         for i in range(last + 1):
-            x = self.stages[i](self.downsample_layers[i](x))
+            x = self.stages[i](self.downsample_layers[i](x, mode == "eager"), mode)
             if i in take_indices:
                 intermediates.append(x)
         return intermediates if intermediates_only else (x, intermediates)
@@ -385,10 +398,12 @@ class ParCNetV2(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's (B, num_features, H/32, W/32) map."""
+        mode = "traced"
         if not torch.jit.is_scripting():
             self.check_input(x)
+            mode = runtime_mode()  # the one test of the runtime: handed down to every module
         for downsample, stage in zip(self.downsample_layers, self.stages, strict=True):
-            x = stage(downsample(x))
+            x = stage(downsample(x, mode == "eager"), mode)
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -21,6 +21,8 @@ def test_gpu_check_cpu_dry_run():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
+    assert "held-out agreement" in out and "cache: not written" in out  # (0), the dry run keeps no fit
+    assert out.count("| 224x224 |") == 4 and out.count("| 800x1333 |") == 4  # a path per stage
     assert "| NO |" not in out  # every OC path within its dtype's tolerance
     for dtype in ("float32", "float16", "bfloat16"):
         assert f"| {dtype} | traced |" in out and f"| {dtype} | gemm |" in out

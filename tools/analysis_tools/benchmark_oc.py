@@ -1,11 +1,17 @@
 """Speed and memory of the oversized convolution's paths, and of the ParCNetV2-T backbone (issue 3).
 
     python tools/analysis_tools/benchmark_oc.py [--threads 2] [--repeats 5] [--skip-memory]  # the table
-    python tools/analysis_tools/benchmark_oc.py calibrate [--threads 2] > calibration.txt  # refit the model
-    python tools/analysis_tools/benchmark_oc.py refit calibration.txt  # fit a saved run again
+    python tools/analysis_tools/benchmark_oc.py --baseline /path/to/other/checkout  # (0) side by side
 
-The table: (1) each OC of ParCNetV2-T (adaptive kernels, batch 1) at 224x224, 512x512 and
-800x1333, direct ``F.conv2d`` against the automatically chosen path, forward and forward+backward;
+(Fitting the cost model to this machine: ``tools/analysis_tools/calibrate_oc.py``.)
+
+The table: (0) the Python function calls of one ``OversizedConv2d(64, 111)`` forward at a seen
+(2, 64, 56, 56) input, inference and training (a plain ``sys.setprofile`` count), and the eager
+training step of ``parcnetv2_xt`` at 32x32 batch 32 (the built-in classifier's size), each in a
+fresh process per run, ``--runs`` runs, alternating with the checkout given by ``--baseline`` (run
+with its own ``.venv``) when one is; (1) each OC of ParCNetV2-T (adaptive kernels, batch 1) at
+224x224, 512x512 and 800x1333, direct ``F.conv2d`` against the automatically chosen path, forward
+and forward+backward;
 (2) the peak memory of each path, and of a whole ParCNetV2-T forward+backward at 800x1333 (batch 2)
 with automatic against all-direct paths, adaptive and fixed kernels; (3) the ParCNetV2-T backbone's
 forward (``features_only``) against timm's ``convnext_tiny`` on the same input; (4) both compiled
@@ -20,9 +26,6 @@ resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) of a fresh pro
 just before the measured call, with glibc's mmap threshold pinned to 128 KiB so that freed tensors
 go back to the OS at once. The load average is printed at start and end: on a shared machine,
 two-thread timings suffer when other processes deschedule a thread that an op waits for.
-
-``calibrate`` times each path on single passes over a sweep of shapes and prints least-squares
-coefficients (relative error) for ``backbone/oc_cost.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -40,8 +42,9 @@ from collections.abc import Callable, Sequence
 
 import timm
 import torch
-from parcnetv2.backbone.oc_cost import COEFFICIENTS, PATHS, PassShape, pass_features
-from parcnetv2.backbone.oversized_conv import force_oc_path, oc_pass, oversized_conv, plan_oc_paths
+from parcnetv2.backbone.oc_cost import PATHS
+from parcnetv2.backbone.oc_plan import plan_oc_paths
+from parcnetv2.backbone.oversized_conv import force_oc_path, oversized_conv
 
 import parcnetv2  # noqa: F401  (registers the ParCNetV2 models in timm)
 from parcnetv2.cli import add_debug_argument, run_cli
@@ -133,6 +136,92 @@ def oc_runner(inputs: tuple[torch.Tensor, ...], path: str, train: bool) -> Calla
         oversized_conv(x, weight_h, weight_w, path=path).backward(grad)
 
     return forward_backward
+
+
+# ----------------------------------------------------------------------------------------- overhead
+# Run as ``python -c`` by this checkout's interpreter and by the baseline's (which imports its own
+# parcnetv2), so it uses only what both have: OversizedConv2d and the timm model name.
+_OVERHEAD_PROBE = """
+import json, os, statistics, sys, time
+import timm, torch
+import parcnetv2
+from parcnetv2.backbone import OversizedConv2d
+
+torch.set_num_threads(int(sys.argv[1]))
+root = os.path.dirname(os.path.dirname(os.path.abspath(parcnetv2.__file__)))
+
+def calls(fn):
+    seen = []
+    def profile(frame, event, arg):
+        if event == "call":
+            seen.append(frame.f_code.co_filename)
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    seen = seen[1:]  # the lambda
+    ours = {f for f in seen if f.startswith(root) and "/.venv/" not in f}
+    return len(seen), len(ours)
+
+torch.manual_seed(0)
+oc, x = OversizedConv2d(64, 111), torch.randn(2, 64, 56, 56)
+result = {}
+for grad in (False, True):
+    with torch.set_grad_enabled(grad):
+        oc(x), oc(x)
+        result["train" if grad else "inference"] = calls(lambda: oc(x))
+model = timm.create_model("parcnetv2_xt").train()
+optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+images, labels = torch.randn(32, 3, 32, 32), torch.randint(0, 1000, (32,))
+times = []
+for step in range(3 + int(sys.argv[2])):
+    start = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(model(images), labels).backward()
+    optimizer.step()
+    times.append(time.perf_counter() - start)
+result["xt_step"] = statistics.median(times[3:])
+print(json.dumps(result))
+"""
+
+
+def _probe(python: str, cwd: str, threads: int, steps: int) -> dict:
+    command = [python, "-c", _OVERHEAD_PROBE, str(threads), str(steps)]
+    out = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def overhead_table(baseline: str | None, runs: int, threads: int, steps: int = 15) -> None:
+    """(0): Python calls of one OC forward at a seen input, and the XT 32 px training step, per checkout."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    checkouts = {"this checkout": (sys.executable, here)}
+    if baseline:
+        checkouts = {"baseline": (os.path.join(baseline, ".venv", "bin", "python"), baseline), **checkouts}
+    results: dict[str, list[dict]] = {name: [] for name in checkouts}
+    for _ in range(runs):  # alternating fresh processes, so that load changes hit both alike
+        for name, (python, cwd) in checkouts.items():
+            results[name].append(_probe(python, cwd, threads, steps))
+    print(f"\n## (0) Per-call overhead ({runs} fresh processes each, alternating; step: median of {steps})\n")
+    print(
+        "| checkout | Python calls / files, OC(64, 111) forward at a seen 2x64x56x56, inference "
+        "| same, training | parcnetv2_xt training step, 32x32 batch 32 (median, min-max over runs) |"
+    )
+    print("|---|---|---|---|")
+    for name, rows in results.items():
+        steps_ms = [r["xt_step"] * 1e3 for r in rows]
+        (calls, files), (train_calls, train_files) = rows[0]["inference"], rows[0]["train"]
+        step = f"{statistics.median(steps_ms):.1f} ms ({min(steps_ms):.1f}-{max(steps_ms):.1f})"
+        print(f"| {name} | {calls} / {files} | {train_calls} / {train_files} | {step} |", flush=True)
+    if baseline:
+        pairs = [
+            b["xt_step"] / t["xt_step"]
+            for b, t in zip(results["baseline"], results["this checkout"], strict=True)
+        ]
+        print(
+            f"\nXT 32 px training step, baseline / this checkout: {statistics.median(pairs):.2f}x "
+            f"(per-run pairs {min(pairs):.2f}-{max(pairs):.2f}x)"
+        )
 
 
 # ----------------------------------------------------------------------------------------- table
@@ -348,7 +437,7 @@ def _measure_peak(kind: str, path: str) -> None:
         x = torch.randn(2, 3, 800, 1333)
 
         def step() -> None:
-            with force_oc_path(path):
+            with force_oc_path(model, path):
                 sum(f.float().mean() for f in model(x)).backward()
 
     base = _status_kib("VmRSS")
@@ -414,132 +503,10 @@ def report(results: dict[str, float]) -> None:
         print(f"| {label} | {value:.2f}x | {op} {goal}x | {'yes' if met else 'NO'} |")
 
 
-# ----------------------------------------------------------------------------------------- calibration
-def calibration_shapes() -> list[PassShape]:
-    """Single passes around and beyond the direct/GEMM crossover: both axes, full and short kernels."""
-    shapes = []
-    for channels, n, other in (
-        (512, 4, 4),
-        (512, 7, 7),
-        (320, 7, 14),
-        (320, 14, 14),
-        (128, 14, 28),
-        (320, 25, 42),
-        (128, 28, 28),
-        (64, 28, 56),
-        (320, 50, 84),
-        (64, 56, 56),
-        (128, 64, 64),
-        (128, 100, 167),
-        (64, 128, 128),
-        (64, 200, 333),
-        (64, 333, 200),
-        (64, 500, 300),
-        (64, 800, 100),
-    ):
-        for dim in (2, 3):
-            for taps in sorted({2 * n - 1, n | 1}):  # adaptive length, and a fixed kernel about half as long
-                shapes.append(PassShape(lines=channels * other, n=n, taps=taps, channels=channels, dim=dim))
-    return shapes
-
-
-def time_pass(shape: PassShape, path: str, train: bool, repeats: int) -> float:
-    """Minimum time of one pass (the least disturbed run: calibration wants the machine's cost)."""
-    torch.manual_seed(0)
-    other = shape.lines // shape.channels
-    size = (1, shape.channels, shape.n, other) if shape.dim == 2 else (1, shape.channels, other, shape.n)
-    x = torch.randn(size, requires_grad=train)
-    weight = torch.randn(shape.channels, shape.taps, requires_grad=train)
-    grad = torch.randn(size)
-
-    def run() -> None:
-        if train:
-            x.grad = weight.grad = None
-            oc_pass(x, weight, shape.dim, path).backward(grad)
-        else:
-            with torch.no_grad():
-                oc_pass(x, weight, shape.dim, path)
-
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def fit(rows: list[tuple[tuple[float, ...], float]]) -> tuple[float, ...]:
-    """Non-negative least squares on relative error: minimise sum(((features . coef) - t) / t)^2."""
-    features = torch.tensor([f for f, _ in rows], dtype=torch.float64)
-    times = torch.tensor([t for _, t in rows], dtype=torch.float64)
-    a, b = features / times[:, None], torch.ones_like(times)
-    active = list(range(features.shape[1]))
-    while True:  # drop the most negative coefficient until all are >= 0 (tiny problems: fine)
-        coef = torch.linalg.lstsq(a[:, active], b[:, None]).solution.squeeze(1)
-        if (coef >= 0).all() or len(active) == 1:
-            break
-        active.pop(int(coef.argmin()))
-    full = [0.0] * features.shape[1]
-    for i, c in zip(active, coef.clamp_min(0).tolist(), strict=True):
-        full[i] = c
-    return tuple(full)
-
-
-_MEASUREMENT = re.compile(r"#   train=(True|False) (\w+) +(PassShape\(.*\)) +([\d.]+) ms")
-
-
-def print_fit(measurements: list[tuple[bool, str, PassShape, float]]) -> None:
-    """Fit and print the coefficients of each (training, path, axis) from (train, path, shape, seconds)."""
-    for train in (False, True):
-        samples: dict[str, list[tuple[tuple[float, ...], float]]] = {}
-        for is_train, path, shape, seconds in measurements:
-            if is_train == train:
-                key = path if path == "gemm" else f"{path}_{'h' if shape.dim == 2 else 'w'}"
-                samples.setdefault(key, []).append((pass_features(path, shape), seconds))
-        print(f"\n# fitted coefficients, training={train} (current: {COEFFICIENTS[('cpu', train)]})")
-        print(f'("cpu", {train}): PathCoefficients(')
-        for key in ("direct_h", "direct_w", "gemm", "fft_h", "fft_w"):
-            print(f"    {key}=({', '.join(f'{v:.3g}' for v in fit(samples[key]))}),")
-        print("),", flush=True)
-
-
-def calibrate(repeats: int, max_direct_macs: float) -> None:
-    """Time every path on the calibration passes (printing each), then fit."""
-    print(f"# {machine()}\n# calibrating (min of {repeats} runs per shape) ...", flush=True)
-    measurements = []
-    for train in (False, True):
-        for shape in calibration_shapes():
-            for path in PATHS:
-                limit = max_direct_macs / 4 if train else max_direct_macs  # backward: ~3x slower
-                if path == "direct" and shape.lines * shape.n * shape.taps > limit:
-                    continue
-                seconds = time_pass(shape, path, train, repeats)
-                measurements.append((train, path, shape, seconds))
-                print(f"#   train={train} {path:6s} {shape} {seconds * 1e3:9.3f} ms", flush=True)
-    print_fit(measurements)
-
-
-def refit(log_path: str) -> None:
-    """Fit again from the measurement lines a previous ``calibrate`` printed."""
-    measurements = []
-    with open(log_path) as f:
-        for line in f:
-            match = _MEASUREMENT.match(line)
-            if match:
-                train, path, shape, ms = match.groups()
-                shape = PassShape(**{k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", shape)})
-                measurements.append((train == "True", path, shape, float(ms) / 1e3))
-    print(f"# refit from {len(measurements)} measurements in {log_path}")
-    print_fit(measurements)
-
-
 # ----------------------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "command", nargs="?", default="table", choices=("table", "calibrate", "refit", "_peak")
-    )
+    parser.add_argument("command", nargs="?", default="table", choices=("table", "_peak"))
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (default 5)")
@@ -555,21 +522,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="leave out the training-step tables (forward+backward time and peak memory)",
     )
     parser.add_argument(
-        "--max-direct-macs", type=float, default=1e9, help="calibrate: skip slower direct runs"
+        "--baseline", default=None, help="another checkout (with its .venv) for table (0), side by side"
     )
+    parser.add_argument("--runs", type=int, default=3, help="table (0): fresh processes per checkout")
+    parser.add_argument("--only-overhead", action="store_true", help="print table (0) only")
     add_debug_argument(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.command == "_peak":
         _measure_peak(*args.args)
         return
-    if args.command == "calibrate":
-        calibrate(args.repeats, args.max_direct_macs)
-        return
-    if args.command == "refit":
-        refit(*args.args)
-        return
     print(f"# Machine: {machine()}")
+    overhead_table(args.baseline, args.runs, args.threads)
+    if args.only_overhead:
+        return
     results = oc_table(args.repeats)
     if not args.skip_memory:
         results.update(memory_table(args.threads))

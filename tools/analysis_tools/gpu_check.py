@@ -1,17 +1,21 @@
-"""GPU check: OC exactness in fp32/fp16/bf16, ParCNetV2-T vs convnext_tiny speed, one Mask R-CNN iteration.
+"""GPU check: OC calibration and exactness, ParCNetV2-T vs convnext_tiny speed, one Mask R-CNN iteration.
 
     python tools/analysis_tools/gpu_check.py            # on a CUDA GPU (about 5 minutes on one GPU)
     python tools/analysis_tools/gpu_check.py --cpu      # dry run on the CPU with small sizes (CI)
 
-Prints three tables:
+Prints four tables:
 
+(0) the OC cost model fitted on this GPU (``calibrate_oc``: a few seconds of timing the three paths;
+    the fit is cached for the GPU's name, and every later run plans with it), its held-out agreement,
+    and the path each ParCNetV2-T stage then gets at 224x224 and 800x1333;
 (a) every OC path (direct, gemm, fft, and the traced matmul formulation) against the direct
     convolution in fp64, forward and gradients, in fp32, fp16 and bf16;
 (b) ParCNetV2-T against timm's convnext_tiny: inference at 224 batch 32 under AMP (the paper's
     protocol), training steps at 224 batch 64 and 800x1333 batch 2, eager and ``torch.compile``;
 (c) one Mask R-CNN training iteration (the synthetic config, built-in data) with mmcv's ops.
 
-The dry run uses tiny models and sizes; it checks that every part runs, not how fast.
+The dry run uses tiny models and sizes, and does not write the CPU's fit to the cache; it checks
+that every part runs, not how fast.
 """
 
 import argparse
@@ -26,6 +30,13 @@ from pathlib import Path
 
 import timm
 import torch
+from parcnetv2.backbone.oc_calibrate import (
+    calibrate_oc,
+    calibration_shapes,
+    held_out_shapes,
+    stage_paths_table,
+    summary,
+)
 from parcnetv2.backbone.oversized_conv import oc_matmul, oversized_conv
 
 import parcnetv2  # noqa: F401  (registers the models)
@@ -39,6 +50,19 @@ TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 5e-2}
 def relative(actual: torch.Tensor, expected: torch.Tensor) -> float:
     actual = actual.detach().double()
     return float((actual - expected).abs().max() / expected.abs().max().clamp_min(1e-12))
+
+
+def calibration(device: str, dry_run: bool) -> None:
+    """(0): fit the OC cost model on ``device`` (cached unless ``dry_run``), and the paths it plans."""
+    print("\n## (0) OC cost model measured on this device\n")
+    if dry_run:
+        result = calibrate_oc(
+            device, 2.0, save=False, shapes=calibration_shapes(160), held_out=held_out_shapes(192)
+        )
+    else:
+        result = calibrate_oc(device)
+    print(f"{result.device}, {summary(result.held_out)}; cache: {result.path or 'not written'}\n")
+    print(stage_paths_table(device), flush=True)
 
 
 def oc_exactness(device: str, shapes: Sequence[tuple[int, int, int]]) -> bool:
@@ -183,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         workloads = [("inference", 32, 224, 224), ("train", 64, 224, 224), ("train", 2, 800, 1333)]
         model_kwargs = {}
         print(f"# GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    calibration(device, dry_run=args.cpu)
     ok = oc_exactness(device, shapes)
     speed(device, workloads, model_kwargs, repeats, backend)
     with tempfile.TemporaryDirectory() as work:
