@@ -13,7 +13,7 @@
 _base_ = ["mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py"]
 
 custom_imports = dict(
-    imports=["parcnetv2.openmmlab", "parcnetv2.detection.datasets"], allow_failed_imports=False
+    imports=["parcnetv2.openmmlab", "parcnetv2.detection"], allow_failed_imports=False
 )
 
 data_root = "{{$SYNTHETIC_COCO_ROOT:data/synthetic_coco/}}"

@@ -21,7 +21,7 @@ _base_ = [
     "mmseg::_base_/schedules/schedule_20k.py",
 ]
 custom_imports = dict(
-    imports=["parcnetv2.openmmlab", "parcnetv2.segmentation.datasets"], allow_failed_imports=False
+    imports=["parcnetv2.openmmlab", "parcnetv2.segmentation"], allow_failed_imports=False
 )
 
 max_iters = 2000

@@ -27,8 +27,8 @@ from parcnetv2.cli import add_debug_argument, run_cli  # first: it quiets mmengi
 
 # isort: split
 import torch
-from parcnetv2.backbone.checkpoint import CheckpointError, fit_checkpoint, read_checkpoint
 
+from parcnetv2.backbone.checkpoint import CheckpointError, fit_checkpoint, read_checkpoint
 from parcnetv2.openmmlab.backbone import CLASSIFIER_PREFIXES, ParCNetV2Backbone, load_pretrained_backbone
 from parcnetv2.openmmlab.weights_only import allow_mmengine_checkpoints
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+
 from parcnetv2.backbone import ParCNetV2
 from parcnetv2.backbone import checkpoint as ckpt
 from parcnetv2.backbone.checkpoint import CheckpointError, fit_checkpoint, load_checkpoint_into
