@@ -12,7 +12,7 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
 from parcnetv2.deploy import ImageFunction
-from parcnetv2.openmmlab.task import TASK_NAME, OpenMMLabTask
+from parcnetv2.openmmlab.task import TASK_NAME, OpenMMLabTask, image_meta
 
 __all__ = ["DetectionTask"]
 
@@ -24,17 +24,7 @@ class DetectionTask(OpenMMLabTask):
     proposals, RoI heads and NMS stay in PyTorch)."""
 
     def data_sample(self, height: int, width: int) -> DetDataSample:
-        shape = (height, width)
-        return DetDataSample(
-            metainfo=dict(
-                img_shape=shape,
-                ori_shape=shape,
-                pad_shape=shape,
-                batch_input_shape=shape,
-                scale_factor=(1.0, 1.0),
-                img_id=0,
-            )
-        )
+        return DetDataSample(metainfo=dict(image_meta(height, width), scale_factor=(1.0, 1.0), img_id=0))
 
     def export_part(self, model: nn.Module) -> tuple[nn.Module, str]:
         return ImageFunction(model, "extract_feat").eval(), "detector extract_feat (backbone + neck maps)"

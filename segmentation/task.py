@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmseg.registry import TASK_UTILS
 from mmseg.structures import SegDataSample
 
-from parcnetv2.openmmlab.task import TASK_NAME, OpenMMLabTask
+from parcnetv2.openmmlab.task import TASK_NAME, OpenMMLabTask, image_meta
 
 from .export import SegmentorLogits, exportable_pools
 
@@ -23,16 +23,7 @@ class SegmentationTask(OpenMMLabTask):
     branch), exported as ``encode_decode`` (logits at the input size)."""
 
     def data_sample(self, height: int, width: int) -> SegDataSample:
-        shape = (height, width)
-        return SegDataSample(
-            metainfo=dict(
-                img_shape=shape,
-                ori_shape=shape,
-                pad_shape=shape,
-                batch_input_shape=shape,
-                padding_size=[0, 0, 0, 0],
-            )
-        )
+        return SegDataSample(metainfo=dict(image_meta(height, width), padding_size=[0, 0, 0, 0]))
 
     def counted_model(self, model: nn.Module) -> nn.Module:
         if getattr(model, "auxiliary_head", None) is not None:

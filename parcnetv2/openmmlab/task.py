@@ -20,7 +20,7 @@ from mmengine.config import Config
 
 from .config import config_scope
 
-__all__ = ["TASK_NAME", "OpenMMLabTask", "task_of"]
+__all__ = ["TASK_NAME", "OpenMMLabTask", "image_meta", "task_of"]
 
 TASK_NAME = "ParCNetV2Task"
 """The name each task's :class:`OpenMMLabTask` is registered under in its scope's ``TASK_UTILS``."""
@@ -48,6 +48,12 @@ class OpenMMLabTask(abc.ABC):
     @abc.abstractmethod
     def predictor(self, cfg: Config, checkpoint: str | os.PathLike, device: str, allow_partial: bool) -> Any:
         """The task's :class:`parcnetv2.openmmlab.predictor.Predictor` for ``cfg`` and ``checkpoint``."""
+
+
+def image_meta(height: int, width: int) -> dict[str, Any]:
+    """The metainfo both toolboxes' data samples hold for one unpadded (H, W) image in a batch of one."""
+    shape = (height, width)
+    return dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape)
 
 
 def task_of(cfg: Config) -> OpenMMLabTask:
