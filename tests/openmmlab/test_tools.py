@@ -135,3 +135,35 @@ def test_benchmark_fixed_shape(load_tool, capsys):
         ]
     )
     assert result["fps"] > 0 and "img/s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "config, what",
+    [
+        ("configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py", "extract_feat"),
+        ("configs/upernet/parcnetv2-xt_upernet_1xb4-2k_synthetic-ade-96x96.py", "encode_decode"),
+    ],
+    ids=["detection", "segmentation"],
+)
+def test_exported_part_is_the_task_s(config, what):
+    """``export_onnx.py --config``'s module comes from the config's task: the detector's backbone + FPN
+    maps, the segmentor's logits at the input size (pooling as matmuls, the same values)."""
+    from parcnetv2.deploy import build_openmmlab_part
+
+    module, description = build_openmmlab_part(str(ROOT / config))
+    assert what in description and not module.training
+    x = torch.randn(1, 3, 75, 101)
+    with torch.no_grad():
+        out = module(x)
+        if what == "encode_decode":
+            from mmengine.config import Config
+
+            from parcnetv2.openmmlab.runner import build_bare_model
+
+            reference = build_bare_model(Config.fromfile(str(ROOT / config))).eval()  # torch's pooling
+            reference.load_state_dict(module.segmentor.state_dict())
+            assert out.shape == (1, reference.decode_head.num_classes, 75, 101)
+            expected = reference.encode_decode(x, [dict(img_shape=(75, 101))])
+            assert torch.allclose(out, expected, atol=1e-5)
+        else:
+            assert len(out) == 5 and out[0].shape[:2] == (1, 128)
