@@ -1,4 +1,4 @@
-"""Reading ParCNetV2 checkpoints in the formats researchers have, safely and loudly.
+"""Reading ParCNetV2 checkpoints in the formats researchers have, safely and loudly, in small steps.
 
 Accepted: ``.pth``/``.pth.tar``/``.pt`` (read with ``torch.load(weights_only=True)``) and
 ``.safetensors``; a bare state dict or one wrapped under ``state_dict``, ``state_dict_ema``,
@@ -6,9 +6,13 @@ Accepted: ``.pth``/``.pth.tar``/``.pt`` (read with ``torch.load(weights_only=Tru
 kernels whose length differs from the model's are resized; every other mismatch is an error that
 names the keys.
 
-:func:`fit_checkpoint` is the one path from a checkpoint (file or loaded object) to tensors that fit a
-model: timm's ``checkpoint_filter_fn``, :func:`load_checkpoint_into`, the OpenMMLab backbone's
-``load_pretrained_backbone`` and ``tools/model_converters/convert_checkpoint.py`` all call it.
+The steps, which callers combine: **read** (:func:`read_checkpoint`), **unwrap**
+(:func:`unwrap_state_dict`), **remap** (:func:`strip_prefixes`, :func:`select_prefix`,
+:func:`backbone_part`, :func:`drop_prefixes`), **check** (:func:`check_keys`) and **resize**
+(:func:`adapt_state_dict`). :func:`load_state` is read + unwrap + strip, :func:`fit_state_dict` check +
+resize, :func:`fit_checkpoint` the two together. timm's ``checkpoint_filter_fn`` fits the tensors timm
+hands it, :func:`load_checkpoint_into` loads a classifier, the OpenMMLab backbone's
+``load_pretrained_backbone`` and ``tools/model_converters/convert_checkpoint.py`` add their remapping.
 """
 
 from __future__ import annotations
@@ -26,14 +30,20 @@ from .oversized_conv import resize_oc_kernel
 __all__ = [
     "CheckpointError",
     "FittedCheckpoint",
-    "describe_keys",
-    "fit_checkpoint",
-    "read_checkpoint",
-    "unwrap_state_dict",
-    "strip_prefixes",
     "adapt_state_dict",
-    "load_checkpoint_into",
+    "backbone_part",
+    "check_keys",
+    "describe_keys",
+    "drop_prefixes",
+    "fit_checkpoint",
+    "fit_state_dict",
     "is_oc_kernel",
+    "load_checkpoint_into",
+    "load_state",
+    "read_checkpoint",
+    "select_prefix",
+    "strip_prefixes",
+    "unwrap_state_dict",
 ]
 
 _WRAPPER_KEYS = ("state_dict", "model", "module")
@@ -130,80 +140,76 @@ def describe_keys(keys: Iterable[str], limit: int = 20) -> str:
 
 @dataclass
 class FittedCheckpoint:
-    """What :func:`fit_checkpoint` made of a checkpoint.
+    """What :func:`fit_state_dict` made of a state dict.
 
-    ``state`` holds every selected, not dropped tensor (shapes fitted to the model where it has the
-    key); ``missing``: model keys the checkpoint lacks; ``unexpected``: checkpoint keys the model
-    lacks; ``ignored``: keys dropped on purpose; ``resized``: oversized kernels resized to the model.
+    ``state`` holds every tensor (shapes fitted to the model where it has the key); ``missing``: model
+    keys the checkpoint lacks; ``unexpected``: checkpoint keys the model lacks; ``resized``: oversized
+    kernels resized to the model.
     """
 
     state: dict[str, torch.Tensor]
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
     resized: list[str] = field(default_factory=list)
 
 
-def fit_checkpoint(
+def select_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The keys under ``prefix``, without it (an error naming some keys when there are none)."""
+    selected = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if not selected:
+        raise CheckpointError(
+            f"no checkpoint key starts with prefix {prefix!r} (keys: {sorted(state_dict)[:8]} ...)"
+        )
+    return selected
+
+
+def backbone_part(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A whole detector/segmentor (``backbone.*`` beside ``neck.*``/heads) narrowed to its ``backbone.*``
+    keys, without the prefix; any other state dict as it is."""
+    if any(k.startswith("backbone.") for k in state_dict):
+        return select_prefix(state_dict, "backbone.")
+    return dict(state_dict)
+
+
+def drop_prefixes(
+    state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str]
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The state dict without the keys under ``prefixes`` (e.g. the classifier), and those keys, sorted."""
+    prefixes = tuple(prefixes)
+    if not prefixes:
+        return dict(state_dict), []
+    dropped = sorted(k for k in state_dict if k.startswith(prefixes))
+    return {k: v for k, v in state_dict.items() if not k.startswith(prefixes)}, dropped
+
+
+def load_state(
     checkpoint: str | os.PathLike | Mapping[str, Any],
-    model_state: Mapping[str, torch.Tensor] | None = None,
-    *,
     use_ema: bool = False,
     strip: Iterable[str] = ("module.",),
-    select: str | None = None,
-    backbone: bool = False,
-    drop: Iterable[str] = (),
-    optional: Iterable[str] = (),
-    unchecked: Iterable[str] = (),
-    strict: bool = True,
-    target: str = "the model",
-) -> FittedCheckpoint:
-    """Read ``checkpoint`` and fit its tensors to ``model_state``: the one checkpoint path.
+) -> dict[str, torch.Tensor]:
+    """Read (a file) + unwrap (EMA first when ``use_ema``) + strip ``strip`` prefixes: the tensors."""
+    raw = read_checkpoint(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
+    return strip_prefixes(unwrap_state_dict(raw, use_ema), strip)
 
-    Args:
-        checkpoint: a ``.pth``/``.pth.tar``/``.pt``/``.safetensors`` file (published, timm, ours,
-            mmengine/mmdet/mmseg), or an already loaded checkpoint / state dict.
-        model_state: the model's state dict; ``None`` only selects (no key or shape check).
-        use_ema: prefer ``state_dict_ema``/``model_ema`` when the checkpoint has them.
-        strip: key prefixes removed (repeatedly) from every key (``module.`` from DDP).
-        select: keep only the keys under this prefix, without it (an error when there are none).
-        backbone: narrow a whole detector/segmentor (``backbone.*`` beside ``neck.*``/heads) to its
-            ``backbone.*`` keys, without the prefix; any other state dict is kept as it is.
-        drop: key prefixes left out on purpose (e.g. the classifier), listed in ``ignored``.
-        optional: model key prefixes the checkpoint need not hold (e.g. new out norms).
-        unchecked: key prefixes passed through without shape fitting (timm's classifier, which timm
-            drops itself when ``num_classes`` differs).
-        strict: raise when a (non-optional) model key is missing or a checkpoint key is unexpected.
-        target: how the error message calls the model.
+
+def check_keys(
+    state_dict: Mapping[str, torch.Tensor],
+    model_state: Mapping[str, torch.Tensor],
+    optional: Iterable[str] = (),
+    strict: bool = True,
+    source: str | None = None,
+    target: str = "the model",
+) -> tuple[list[str], list[str]]:
+    """The model keys the state dict lacks (but those under ``optional``) and its keys the model lacks.
 
     Raises:
-        CheckpointError: an unreadable or missing file, no key under ``select``, keys that do not fit
-            (``strict``), or shapes that do not fit other than an oversized kernel's length; the
-            message names the keys.
+        CheckpointError: ``strict`` and either list is not empty; the message names ``source`` (the file),
+            ``target`` (the model) and the keys.
     """
-    source = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
-    raw = read_checkpoint(checkpoint) if source is not None else checkpoint
-    state = strip_prefixes(unwrap_state_dict(raw, use_ema), strip)
-    if select:
-        selected = {k[len(select) :]: v for k, v in state.items() if k.startswith(select)}
-        if not selected:
-            raise CheckpointError(
-                f"no checkpoint key starts with prefix {select!r} (keys: {sorted(state)[:8]} ...)"
-            )
-        state = selected
-    elif backbone and any(k.startswith("backbone.") for k in state):
-        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
-    drop = tuple(drop)
-    ignored = sorted(k for k in state if k.startswith(drop)) if drop else []
-    if ignored:
-        state = {k: v for k, v in state.items() if not k.startswith(drop)}
-    if model_state is None:
-        return FittedCheckpoint(state, ignored=ignored)
-
-    optional, unchecked = tuple(optional), tuple(unchecked)
+    optional = tuple(optional)
     required = [k for k in model_state if not (optional and k.startswith(optional))]
-    missing = [k for k in required if k not in state]
-    unexpected = [k for k in state if k not in model_state]
+    missing = [k for k in required if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in model_state]
     if strict and (missing or unexpected):
         lines = [f"checkpoint {source or '<in-memory checkpoint>'} does not fit {target}:"]
         if missing:
@@ -212,10 +218,49 @@ def fit_checkpoint(
         if unexpected:
             lines.append(f"not in the model ({len(unexpected)}): {describe_keys(unexpected)}")
         raise CheckpointError("\n  ".join(lines))
-    fit = {k: v for k, v in state.items() if not (unchecked and k.startswith(unchecked))}
+    return missing, unexpected
+
+
+def fit_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    model_state: Mapping[str, torch.Tensor],
+    optional: Iterable[str] = (),
+    unchecked: Iterable[str] = (),
+    strict: bool = True,
+    source: str | None = None,
+    target: str = "the model",
+) -> FittedCheckpoint:
+    """Check (:func:`check_keys`) and resize (:func:`adapt_state_dict`) tensors for ``model_state``.
+
+    ``unchecked``: key prefixes passed through without shape fitting (timm's classifier, which timm drops
+    itself when ``num_classes`` differs); the other arguments as :func:`check_keys`.
+    """
+    missing, unexpected = check_keys(state_dict, model_state, optional, strict, source, target)
+    unchecked = tuple(unchecked)
+    fit = {k: v for k, v in state_dict.items() if not (unchecked and k.startswith(unchecked))}
     resized = sorted(k for k, v in fit.items() if k in model_state and v.shape != model_state[k].shape)
-    state = {**state, **adapt_state_dict(fit, model_state)}
-    return FittedCheckpoint(state, missing, unexpected, ignored, resized)
+    state = {**state_dict, **adapt_state_dict(fit, model_state)}
+    return FittedCheckpoint(state, missing, unexpected, resized)
+
+
+def fit_checkpoint(
+    checkpoint: str | os.PathLike | Mapping[str, Any],
+    model_state: Mapping[str, torch.Tensor],
+    use_ema: bool = False,
+    strict: bool = True,
+    target: str = "the model",
+) -> FittedCheckpoint:
+    """:func:`load_state` then :func:`fit_state_dict`: a checkpoint file (published, timm, ours,
+    mmengine/mmdet/mmseg) or a loaded checkpoint, fitted to ``model_state`` as it is (no remapping
+    besides the ``module.`` prefix).
+
+    Raises:
+        CheckpointError: an unreadable or missing file, keys that do not fit (``strict``), or shapes that
+            do not fit other than an oversized kernel's length; the message names the keys.
+    """
+    source = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
+    state = load_state(checkpoint, use_ema)
+    return fit_state_dict(state, model_state, strict=strict, source=source, target=target)
 
 
 def load_checkpoint_into(
@@ -226,7 +271,8 @@ def load_checkpoint_into(
     ignore: Iterable[str] = (),
     strict: bool = True,
 ) -> dict[str, list[str]]:
-    """Load a checkpoint (path or loaded object) into ``model`` through :func:`fit_checkpoint`.
+    """Load a checkpoint (path or loaded object) into ``model``: :func:`load_state`, :func:`drop_prefixes`,
+    :func:`fit_state_dict`.
 
     Args:
         model: the module to fill.
@@ -240,9 +286,9 @@ def load_checkpoint_into(
         ``{"loaded": [...], "missing": [...], "unexpected": [...]}`` key lists.
     """
     model_state = model.state_dict()
-    fitted = fit_checkpoint(
-        checkpoint, model_state, use_ema=use_ema, strip=prefixes, drop=ignore, strict=strict
-    )
+    source = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
+    state, _ = drop_prefixes(load_state(checkpoint, use_ema, prefixes), ignore)
+    fitted = fit_state_dict(state, model_state, strict=strict, source=source)
     state = {k: v for k, v in fitted.state.items() if k in model_state}
     model.load_state_dict(state, strict=False)
     return dict(loaded=sorted(state), missing=fitted.missing, unexpected=fitted.unexpected)

@@ -24,7 +24,7 @@ from timm.models._features import feature_take_indices  # what timm's own models
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 from torch.utils.checkpoint import checkpoint
 
-from .checkpoint import fit_checkpoint
+from .checkpoint import fit_state_dict, load_state, unwrap_state_dict
 from .layers import (
     BGU,
     Downsample,
@@ -422,12 +422,13 @@ class ParCNetV2(nn.Module):
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: ParCNetV2) -> dict[str, torch.Tensor]:
     """Adapt a published or wrapped checkpoint to ``model`` for timm's pretrained loader.
 
-    :func:`~parcnetv2.backbone.checkpoint.fit_checkpoint` unwraps ``state_dict``/``model``/``module``
-    containers and resizes oversized kernels whose length differs; other shape mismatches raise with
-    the keys named. The classifier (``head.*``) passes through: timm drops it when ``num_classes``
-    differs, and timm's strict load names any other key that does not fit.
+    Unwraps ``state_dict``/``model``/``module`` containers (timm's own reader, for a url or the hub) and
+    resizes oversized kernels whose length differs (:func:`~parcnetv2.backbone.checkpoint.fit_state_dict`);
+    other shape mismatches raise with the keys named. The classifier (``head.*``) passes through: timm
+    drops it when ``num_classes`` differs, and timm's strict load names any other key that does not fit.
     """
-    return fit_checkpoint(state_dict, model.state_dict(), strip=(), unchecked=("head.",), strict=False).state
+    state = unwrap_state_dict(state_dict)
+    return fit_state_dict(state, model.state_dict(), unchecked=("head.",), strict=False).state
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
@@ -478,7 +479,7 @@ def _read_pretrained_file(kwargs: dict[str, Any]) -> bool:
         or overlay.get("state_dict")
     ):
         return False
-    state = fit_checkpoint(overlay["file"], use_ema=True).state
+    state = load_state(overlay["file"], use_ema=True)  # read, unwrap, strip: once; timm's filter fits it
     overlay = {**overlay, "state_dict": state}
     head = state.get("head.weight")
     if "num_classes" not in kwargs and "num_classes" not in overlay and head is not None and head.ndim == 2:

@@ -8,9 +8,10 @@ convolution exports as standard ops (its kernels resized by index arithmetic, To
 gathered, two ``MatMul``), so one file serves every resolution. Each export is checked against
 PyTorch (onnxruntime for ONNX) at several sizes, non-square included.
 
-What an OpenMMLab config exports: a segmentor's ``encode_decode`` (logits at the input size, as
-mmseg's ``EncoderDecoder`` computes them for an unpadded image) and a detector's ``extract_feat``
-(backbone + FPN maps); proposal sampling, RoI heads and NMS stay in PyTorch (see the README).
+What an OpenMMLab config exports is its task's choice (:func:`build_openmmlab_part`): a segmentor's
+``encode_decode`` (logits at the input size, :mod:`parcnetv2.segmentation.export`) and a detector's
+``extract_feat`` (backbone + FPN maps); proposal sampling, RoI heads and NMS stay in PyTorch (see the
+README).
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 __all__ = [
     "CHECK_SIZES",
     "MIN_EXPORT_SIZE",
     "ExportReport",
+    "ImageFunction",
     "build_classifier",
     "build_openmmlab_part",
     "check_onnx",
@@ -81,7 +82,7 @@ def _example(batch: int = 2, height: int = 96, width: int = 128) -> torch.Tensor
     return torch.randn(batch, 3, height, width)
 
 
-class _ImageFunction(nn.Module):
+class ImageFunction(nn.Module):
     """``fn(x)`` as a module with one image input named ``x`` (the exporters trace ``forward(x)``)."""
 
     def __init__(self, module: nn.Module, method: str) -> None:
@@ -91,58 +92,6 @@ class _ImageFunction(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Any:
         return getattr(self.module, self.method)(x)
-
-
-def _pool_matrix(out_size: int, size: int, like: torch.Tensor) -> torch.Tensor:
-    """(out_size, size) averaging matrix of adaptive average pooling along one axis (PyTorch's bins)."""
-    rows = torch.arange(out_size, device=like.device)[:, None]
-    cols = torch.arange(size, device=like.device)[None, :]
-    start = torch.div(rows * size, out_size, rounding_mode="floor")
-    end = torch.div((rows + 1) * size + out_size - 1, out_size, rounding_mode="floor")
-    inside = ((cols >= start) & (cols < end)).to(like.dtype)
-    return inside / inside.sum(dim=1, keepdim=True)
-
-
-class MatmulAdaptiveAvgPool2d(nn.Module):
-    """``nn.AdaptiveAvgPool2d`` as two matmuls with averaging matrices: the same values, and it exports at
-    dynamic input sizes (the exporters bake the bins of ``adaptive_avg_pool2d`` for the example's size)."""
-
-    def __init__(self, output_size: int | tuple[int, int]) -> None:
-        super().__init__()
-        self.output_size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = _pool_matrix(self.output_size[0], x.shape[-2], x)
-        cols = _pool_matrix(self.output_size[1], x.shape[-1], x)
-        return rows @ x @ cols.transpose(0, 1)
-
-
-def _exportable_pools(model: nn.Module) -> nn.Module:
-    """Replace every ``nn.AdaptiveAvgPool2d`` with fixed output size (e.g. UperNet's PPM) in place."""
-    for parent in list(model.modules()):
-        for name, child in parent.named_children():
-            size = getattr(child, "output_size", None)
-            if isinstance(child, nn.AdaptiveAvgPool2d) and size is not None and None not in _as_pair(size):
-                setattr(parent, name, MatmulAdaptiveAvgPool2d(size))
-    return model
-
-
-def _as_pair(size: Any) -> tuple:
-    return (size, size) if isinstance(size, int) else tuple(size)
-
-
-class SegmentorLogits(nn.Module):
-    """mmseg ``EncoderDecoder.encode_decode`` of an unpadded image: decode-head logits at the input size."""
-
-    def __init__(self, segmentor: nn.Module) -> None:
-        super().__init__()
-        self.segmentor = segmentor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.segmentor.decode_head(self.segmentor.extract_feat(x))
-        return F.interpolate(
-            logits, size=x.shape[2:], mode="bilinear", align_corners=self.segmentor.align_corners
-        )
 
 
 def build_classifier(name: str, checkpoint: str | None = None, features_only: bool = False) -> nn.Module:
@@ -158,27 +107,20 @@ def build_classifier(name: str, checkpoint: str | None = None, features_only: bo
 
 
 def build_openmmlab_part(config: str, checkpoint: str | None = None) -> tuple[nn.Module, str]:
-    """The exportable part of a detection/segmentation config: ``(module, description)``, in eval mode."""
+    """The exportable part of a detection/segmentation config, as its task defines it
+    (:meth:`parcnetv2.openmmlab.task.OpenMMLabTask.export_part`): ``(module, description)``, in eval mode."""
     from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
-    from parcnetv2.openmmlab.config import config_scope
-    from parcnetv2.openmmlab.runner import build_model
+    from parcnetv2.openmmlab.runner import build_bare_model
+    from parcnetv2.openmmlab.task import task_of
 
     cfg = Config.fromfile(config)
-    scope = config_scope(cfg)
-    init_default_scope(scope)
-    if cfg.model.get("backbone", {}).get("init_cfg") is not None:
-        cfg.model.backbone.init_cfg = None  # weights come from --checkpoint (or stay random)
-    model = revert_sync_batchnorm(build_model(cfg)).eval()
+    model = build_bare_model(cfg).eval()  # weights come from --checkpoint (or stay random)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location="cpu", strict=True)
-    if scope == "mmseg":
-        segmentor = SegmentorLogits(_exportable_pools(model)).eval()
-        return segmentor, "segmentor encode_decode (logits at the input size)"
-    return _ImageFunction(model, "extract_feat").eval(), "detector extract_feat (backbone + neck maps)"
+    module, description = task_of(cfg).export_part(model)
+    return module.eval(), description
 
 
 def export_program(model: nn.Module, example: torch.Tensor | None = None) -> torch.export.ExportedProgram:

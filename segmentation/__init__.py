@@ -1,14 +1,19 @@
 """ParCNetV2 for semantic segmentation with mmseg 1.x: what is segmentation's own.
 
-:mod:`.datasets` (:class:`SyntheticADEDataset`, the built-in ADE20K-layout set, registered in mmseg's
-``DATASETS``), :mod:`.synthetic` (its generator names) and :mod:`.train_builtin` (train and
-evaluate UperNet on it in one command). The backbone, layer decay, weights-only allow-list, config loader and
-runner helpers are shared with detection in :mod:`parcnetv2.openmmlab`; importing this package imports
-that one (so configs whose ``custom_imports`` still name ``parcnetv2.segmentation`` keep working).
+Importing it (the segmentation configs' ``custom_imports`` name it, after :mod:`parcnetv2.openmmlab`,
+which registers the backbone and the layer-decay constructor) registers in mmseg's registries:
+
+* :class:`~.datasets.SyntheticADEDataset` (``DATASETS``): the built-in ADE20K-layout set, refusing a
+  missing data root with the command that writes it;
+* :class:`~.task.SegmentationTask` (``TASK_UTILS``, as ``ParCNetV2Task``): what the shared tools leave
+  to segmentation -- the data sample and the counted model of FLOP counting (no auxiliary head), the
+  exported part (:mod:`.export`: logits at the input size), ``tools/test.py --out``/``--show-dir``, and
+  drawing (:mod:`.visualization`).
 """
 
-import parcnetv2.openmmlab  # noqa: F401  (registers the backbone and the layer-decay constructor)
+import parcnetv2.openmmlab  # noqa: F401  (the backbone and layer decay: registered in mmengine's root)
 
 from .datasets import SyntheticADEDataset
+from .task import SegmentationTask
 
-__all__ = ["SyntheticADEDataset"]
+__all__ = ["SegmentationTask", "SyntheticADEDataset"]

@@ -7,16 +7,20 @@ from typing import Any
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from parcnetv2.builtin_data import require
+from parcnetv2 import builtin_data
 
-from .synthetic import CLASSES, PALETTE
+__all__ = ["CLASSES", "PALETTE", "SyntheticADEDataset"]
 
-__all__ = ["SyntheticADEDataset"]
+CLASSES = ("background", *builtin_data.OBJECTS)
+"""Class names; label value ``k`` (1..6) in the annotation PNGs is ``CLASSES[k - 1]`` (0 = unlabelled)."""
+
+PALETTE = ((120, 120, 120), *builtin_data.PALETTE)
+"""Display colour per class (for mmseg's visualiser)."""
 
 
 @DATASETS.register_module()
 class SyntheticADEDataset(BaseSegDataset):
-    """The scenes of :mod:`parcnetv2.segmentation.synthetic`, read like ADE20K.
+    """The ``ade`` set of :mod:`parcnetv2.builtin_data`, read like ADE20K.
 
     ``images/<split>/*.jpg`` with ``annotations/<split>/*.png``; label 0 is unlabelled and, as for
     ADE20K, ``reduce_zero_label=True`` turns it into the ignore index (255) and labels 1..6 into classes
@@ -37,7 +41,9 @@ class SyntheticADEDataset(BaseSegDataset):
         **kwargs: Any,
     ) -> None:
         if kwargs.get("data_root") and not kwargs.get("lazy_init"):
-            require(kwargs["data_root"], "ade", dict(kwargs.get("data_prefix") or {}).get("img_path", ""))
+            builtin_data.require(
+                kwargs["data_root"], "ade", dict(kwargs.get("data_prefix") or {}).get("img_path", "")
+            )
         super().__init__(
             img_suffix=img_suffix,
             seg_map_suffix=seg_map_suffix,

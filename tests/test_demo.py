@@ -133,14 +133,13 @@ def test_tools_demo_draws_on_any_image(demo: tuple[Path, str], task: str, tmp_pa
 @pytest.mark.slow
 def test_pictures_refuse_a_checkpoint_of_another_task(demo: tuple[Path, str]) -> None:
     from parcnetv2.backbone import CheckpointError
-
-    from parcnetv2.visualize import Predictor
+    from parcnetv2.openmmlab.predictor import build_predictor
 
     out, _ = demo
     det = json.loads((out / "detection" / "result.json").read_text())
     seg = json.loads((out / "segmentation" / "result.json").read_text())
     with pytest.raises(CheckpointError, match=r"does not cover the model: missing neck .*heads"):
-        Predictor(det["config"], seg["checkpoint"])
+        build_predictor(det["config"], seg["checkpoint"])
 
 
 def test_tools_demo_rejects_missing_files(tmp_path: Path) -> None:
@@ -157,18 +156,20 @@ def test_data_stage_replaces_a_built_in_set_of_another_version(tmp_path: Path) -
     """An older demo's set (another format version) is generated again, not an error; a folder that is
     not a built-in set is never removed."""
     from parcnetv2 import builtin_data
-    from parcnetv2.demo import BUDGETS, _Context, _stage_data
+    from parcnetv2.demo import BUDGETS
+    from parcnetv2.demo.context import Context
+    from parcnetv2.demo.stages import stage_data
 
-    ctx = _Context(tmp_path, tmp_path / "data", BUDGETS["tiny"])
-    roots = _stage_data(ctx)
+    ctx = Context(tmp_path, tmp_path / "data", BUDGETS["tiny"])
+    roots = stage_data(ctx)
     old = Path(roots["coco"]) / builtin_data.MANIFEST
     manifest = json.loads(old.read_text())
     old.write_text(json.dumps({**manifest, "version": manifest["version"] - 1}))
     (Path(roots["coco"]) / "stale.txt").write_text("from the old set")
-    _stage_data(ctx)
+    stage_data(ctx)
     assert builtin_data.read_manifest(roots["coco"]) == manifest
     assert not (Path(roots["coco"]) / "stale.txt").exists()
     foreign = Path(roots["ade"]) / builtin_data.MANIFEST
     foreign.unlink()
     with pytest.raises(FileExistsError):
-        _stage_data(ctx)
+        stage_data(ctx)

@@ -3,6 +3,7 @@ works on every detection and segmentation config, and really loads the weights o
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -33,13 +34,8 @@ def _with_option(path: Path, checkpoint: str) -> Config:
 
 
 def _models(cfg: Config):
-    scope = cfg.get("default_scope", "mmdet")
-    init_default_scope(scope)
-    if scope == "mmdet":
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    return MODELS
+    init_default_scope(cfg.default_scope)
+    return importlib.import_module(f"{cfg.default_scope}.registry").MODELS
 
 
 def test_every_config_is_covered():

@@ -2,7 +2,7 @@
 # Inherits mmdet's own config; runs with mmdet's tools/train.py and tools/test.py unchanged.
 _base_ = ["mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py", "../_base_/parcnetv2_tiny.py"]
 
-custom_imports = dict(imports=["parcnetv2.openmmlab"], allow_failed_imports=False)
+custom_imports = dict(imports=["parcnetv2.openmmlab", "parcnetv2.detection"], allow_failed_imports=False)
 
 # Backbone weights: checkpoints/parcnetv2_tiny_in1k.pth from our classification pipeline (or a published
 # one); elsewhere: --cfg-options model.backbone.init_cfg.checkpoint=/path/to/checkpoint.pth

@@ -6,7 +6,7 @@ _base_ = [
     "../_base_/parcnetv2_tiny.py",
 ]
 
-custom_imports = dict(imports=["parcnetv2.openmmlab"], allow_failed_imports=False)
+custom_imports = dict(imports=["parcnetv2.openmmlab", "parcnetv2.detection"], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(_base_.parcnetv2_tiny, drop_path_rate=0.4),

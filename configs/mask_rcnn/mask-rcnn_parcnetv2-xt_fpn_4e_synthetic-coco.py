@@ -12,9 +12,7 @@
 # (and, for a pretrained backbone, e.g. optim_wrapper.paramwise_cfg.decay_rate=0.9).
 _base_ = ["mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py"]
 
-custom_imports = dict(
-    imports=["parcnetv2.openmmlab", "parcnetv2.detection.datasets"], allow_failed_imports=False
-)
+custom_imports = dict(imports=["parcnetv2.openmmlab", "parcnetv2.detection"], allow_failed_imports=False)
 
 data_root = "{{$SYNTHETIC_COCO_ROOT:data/synthetic_coco/}}"
 dataset_type = "SyntheticCocoDataset"  # mmdet's CocoDataset, with a clear error for a missing data root

@@ -9,7 +9,7 @@ _base_ = [
     "mmseg::_base_/schedules/schedule_40k.py",
     "../_base_/parcnetv2_tiny.py",
 ]
-custom_imports = dict(imports=["parcnetv2.openmmlab"], allow_failed_imports=False)
+custom_imports = dict(imports=["parcnetv2.openmmlab", "parcnetv2.segmentation"], allow_failed_imports=False)
 
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)

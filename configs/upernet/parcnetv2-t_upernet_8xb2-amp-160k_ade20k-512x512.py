@@ -10,7 +10,7 @@ _base_ = [
     "mmseg::_base_/schedules/schedule_160k.py",
     "../_base_/parcnetv2_tiny.py",
 ]
-custom_imports = dict(imports=["parcnetv2.openmmlab"], allow_failed_imports=False)
+custom_imports = dict(imports=["parcnetv2.openmmlab", "parcnetv2.segmentation"], allow_failed_imports=False)
 
 # ImageNet-1k ParCNetV2-T weights: checkpoints/parcnetv2_tiny_in1k.pth (../_base_/parcnetv2_tiny.py; the
 # classification pipeline exports them; a timm-keyed

@@ -20,9 +20,7 @@ _base_ = [
     "mmseg::_base_/default_runtime.py",
     "mmseg::_base_/schedules/schedule_20k.py",
 ]
-custom_imports = dict(
-    imports=["parcnetv2.openmmlab", "parcnetv2.segmentation.datasets"], allow_failed_imports=False
-)
+custom_imports = dict(imports=["parcnetv2.openmmlab", "parcnetv2.segmentation"], allow_failed_imports=False)
 
 max_iters = 2000
 crop_size = (96, 96)  # every image is resized to this size, for training and test

@@ -12,10 +12,13 @@ Importing ``parcnetv2.openmmlab`` (what the configs' ``custom_imports`` do):
   (:func:`allow_mmengine_checkpoints`), so ``--resume``, ``load_from`` and ``test.py`` work on torch 2.14.
 
 Modules: :mod:`.backbone` (the adapter), :mod:`.layer_decay`, :mod:`.weights_only` (the allow-list),
-:mod:`.config` (the one config loader and the overrides), :mod:`.runner` (model and runner builds, the
-tools' shared command-line tail, the train-then-test driver), :mod:`.checkpoint_coverage`,
-:mod:`.complexity` (FLOPs). Nothing here imports mmdet or mmseg; their datasets stay in
-:mod:`parcnetv2.detection` and :mod:`parcnetv2.segmentation`.
+:mod:`.config` (the one config loader and the overrides), :mod:`.launch` (the command lines of
+``tools/train.py`` and ``tools/test.py``, torchrun on CPU), :mod:`.runner` (the one driver: model and
+runner builds, train, test, train then test), :mod:`.checkpoint_coverage`, :mod:`.complexity` (FLOPs),
+:mod:`.predictor` (drawing predictions) and :mod:`.task` (the interface each task registers). Nothing
+here imports mmdet or mmseg or branches on the task: what is a task's own (its dataset, data sample,
+exported part, test outputs, drawing) is in :mod:`parcnetv2.detection` and
+:mod:`parcnetv2.segmentation`, found through the config's scope (:func:`.task.task_of`).
 """
 
 from mmengine.registry import MODELS

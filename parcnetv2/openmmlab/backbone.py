@@ -7,7 +7,7 @@ published and classification checkpoints load as they are and the layer-decay ru
 ``norm{i}`` (no clash with the classifier's ``norm``), ``frozen_stages`` and gradient checkpointing.
 
 Pretrained weights come from ``init_cfg=dict(type='Pretrained', checkpoint=PATH[, prefix=...])`` and go
-through :func:`parcnetv2.backbone.checkpoint.fit_checkpoint`: any wrapper (``state_dict``/``model``/
+through the steps of :mod:`parcnetv2.backbone.checkpoint`: any wrapper (``state_dict``/``model``/
 ``module``/EMA), keys with or without ``module.``/``backbone.`` prefixes, the classifier dropped,
 oversized kernels resized.
 Anything that leaves a backbone parameter unloaded (or a missing file, or a wrong shape) raises a
@@ -31,7 +31,14 @@ from mmengine.model import BaseModule
 from timm.layers import LayerNorm2d
 
 from parcnetv2.backbone import VARIANTS, ParCNetV2
-from parcnetv2.backbone.checkpoint import CheckpointError, fit_checkpoint
+from parcnetv2.backbone.checkpoint import (
+    CheckpointError,
+    backbone_part,
+    drop_prefixes,
+    fit_state_dict,
+    load_state,
+    select_prefix,
+)
 from parcnetv2.backbone.layers import L2LayerNorm
 
 __all__ = ["ParCNetV2Backbone", "ARCH_ALIASES", "load_pretrained_backbone"]
@@ -231,9 +238,10 @@ def load_pretrained_backbone(
 ) -> dict[str, list[str]]:
     """Load ``checkpoint`` into ``backbone``: every backbone parameter must be filled, or it raises.
 
-    The checkpoint goes through :func:`~parcnetv2.backbone.checkpoint.fit_checkpoint`: ``prefix`` given,
-    only the keys under it; otherwise a whole detector/segmentor is narrowed to ``backbone.*``. Dropped on
-    purpose: the classifier, stages past the last out index, out norms the backbone lacks.
+    The checkpoint goes through the steps of :mod:`parcnetv2.backbone.checkpoint`: read and unwrap; with
+    ``prefix``, only the keys under it, otherwise a whole detector/segmentor narrowed to ``backbone.*``;
+    dropped on purpose: the classifier, stages past the last out index, out norms the backbone lacks;
+    then checked and resized.
 
     Returns the ``loaded`` / ``resized`` (oversized kernels of another length) / ``new`` (out norms,
     initialised fresh) / ``ignored`` (classifier, stages beyond ``out_indices``) key lists.
@@ -253,14 +261,14 @@ def load_pretrained_backbone(
     )
     absent_norms = tuple(f"norm{i}." for i in range(_MAX_STAGES) if f"norm{i}." not in out_norms)
     model_state = backbone.state_dict()
-    fitted = fit_checkpoint(
-        checkpoint,
+    state = load_state(checkpoint, use_ema)
+    state = select_prefix(state, prefix) if prefix else backbone_part(state)
+    state, ignored = drop_prefixes(state, CLASSIFIER_PREFIXES + pruned + absent_norms)
+    fitted = fit_state_dict(
+        state,
         model_state,
-        use_ema=use_ema,
-        select=prefix,
-        backbone=True,
-        drop=CLASSIFIER_PREFIXES + pruned + absent_norms,
         optional=out_norms,
+        source=source,
         target=f"the ParCNetV2 backbone (depths={backbone.depths}, dims={backbone.dims})",
     )
     state = fitted.state
@@ -276,9 +284,9 @@ def load_pretrained_backbone(
         f"ParCNetV2Backbone: loaded {len(state) - loaded_norms}/{required} "
         f"backbone tensors from {source}"
         + (f" (+{loaded_norms} out-norm tensors)" if loaded_norms else "")
-        + (f"; ignored {len(fitted.ignored)} classifier/unused tensors" if fitted.ignored else "")
+        + (f"; ignored {len(ignored)} classifier/unused tensors" if ignored else "")
         + (f"; resized {len(fitted.resized)} oversized kernels" if fitted.resized else "")
         + (f"; {len(new)} out-norm tensors initialised fresh" if new else ""),
         logger=logger,
     )
-    return dict(loaded=sorted(state), resized=fitted.resized, new=new, ignored=fitted.ignored)
+    return dict(loaded=sorted(state), resized=fitted.resized, new=new, ignored=ignored)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from parcnetv2.backbone.checkpoint import CheckpointError, fit_checkpoint, strip_prefixes
+from parcnetv2.backbone.checkpoint import CheckpointError, load_state, strip_prefixes
 
 __all__ = ["PartialCheckpointWarning", "check_checkpoint_covers", "key_group"]
 
@@ -47,7 +47,7 @@ def _state_of(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[str, An
             allow_mmengine_checkpoints()
         except ModuleNotFoundError:  # no mmengine installed: no mmengine checkpoints to allow for
             pass
-    return fit_checkpoint(checkpoint).state
+    return load_state(checkpoint)
 
 
 def _describe_group(group: str, missing: list[str], total: int) -> str:

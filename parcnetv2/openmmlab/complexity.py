@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from parcnetv2.backbone import OversizedConv2d
 
-__all__ = ["Complexity", "dummy_inputs", "oc_direct_flops", "measure_complexity", "format_count"]
+__all__ = ["Complexity", "format_count", "measure_complexity", "oc_direct_flops"]
 
 
 @dataclass
@@ -44,30 +44,6 @@ def format_count(value: float, unit: str = "") -> str:
         if abs(value) >= scale:
             return f"{value / scale:.2f}{suffix}{unit}"
     return f"{value:.0f}{unit}"
-
-
-def dummy_inputs(
-    scope: str, height: int, width: int, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, list]:
-    """A normalised-looking (1, 3, H, W) batch and the data samples a ``mode='tensor'`` forward needs."""
-    torch.manual_seed(0)
-    inputs = torch.randn(1, 3, height, width, device=device)
-    meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width))
-    if scope == "mmdet":
-        from mmdet.structures import DetDataSample
-
-        sample = DetDataSample(
-            metainfo=dict(meta, batch_input_shape=(height, width), scale_factor=(1.0, 1.0), img_id=0)
-        )
-    elif scope == "mmseg":
-        from mmseg.structures import SegDataSample
-
-        sample = SegDataSample(
-            metainfo=dict(meta, batch_input_shape=(height, width), padding_size=[0, 0, 0, 0])
-        )
-    else:
-        raise ValueError(f"unknown scope {scope!r}")
-    return inputs, [sample]
 
 
 @contextmanager
@@ -118,16 +94,19 @@ def oc_direct_flops(model: nn.Module, run: Any) -> dict[str, int]:
 
 
 def measure_complexity(
-    model: nn.Module, scope: str, height: int, width: int, table_depth: int = 0
+    model: nn.Module, data_sample: Any, height: int, width: int, table_depth: int = 0
 ) -> Complexity:
-    """Count parameters and FLOPs of ``model`` (eval mode) on one H x W input."""
+    """Count parameters and FLOPs of ``model`` (eval mode) on one random, normalised-looking H x W image,
+    forwarded as ``model(inputs, [data_sample], mode='tensor')`` (the sample: the task's
+    :meth:`~parcnetv2.openmmlab.task.OpenMMLabTask.data_sample`)."""
     from mmengine.analysis import FlopAnalyzer, parameter_count
     from mmengine.analysis.print_helper import complexity_stats_table
 
     model.eval()
     device = next(model.parameters()).device
-    inputs, samples = dummy_inputs(scope, height, width, device)
-    with _forward_bound(model, samples):
+    torch.manual_seed(0)
+    inputs = torch.randn(1, 3, height, width, device=device)
+    with _forward_bound(model, [data_sample]):
         oc = oc_direct_flops(model, lambda: model(inputs))
         analyzer = FlopAnalyzer(model, (inputs,))  # mmengine's default op handles, as mmdet's tool
         analyzer.unsupported_ops_warnings(False)

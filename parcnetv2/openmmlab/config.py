@@ -1,8 +1,8 @@
 """Loading and adjusting mmengine configs: the one config loader and the overrides the tools apply.
 
-:func:`load_config` serves ``tools/train.py``, ``tools/test.py``, ``parcnetv2.segmentation.train_builtin``,
-the built-in detection config and the demo. Imports only torch and mmengine (mmdet/mmseg are reached
-through the config's scope), so the same helpers serve detection and segmentation configs.
+:func:`load_config` serves ``tools/train.py``, ``tools/test.py`` (through :mod:`parcnetv2.openmmlab.launch`),
+the analysis tools and the demo. Imports only torch and mmengine (mmdet/mmseg are reached through the
+config's scope), so the same helpers serve detection and segmentation configs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from mmengine.config import Config
 from .preemption import enable_preemption
 
 __all__ = [
-    "SCOPES",
     "config_scope",
     "load_config",
     "set_data_root",
@@ -39,14 +38,17 @@ __all__ = [
     "resume_from_scratch_warning",
 ]
 
-SCOPES = ("mmdet", "mmseg")
-
 
 def config_scope(cfg: Config) -> str:
-    """``'mmdet'`` or ``'mmseg'``: the config's ``default_scope``."""
-    scope = cfg.get("default_scope", "mmdet")
-    if scope not in SCOPES:
-        raise ValueError(f"config default_scope {scope!r} is not one of {SCOPES}")
+    """The config's ``default_scope`` (``'mmdet'``, ``'mmseg'``): the toolbox whose registries build it.
+
+    Raises:
+        ValueError: the config sets none (an OpenMMLab detection or segmentation config inherits it
+            from its toolbox's ``default_runtime``).
+    """
+    scope = cfg.get("default_scope")
+    if not scope:
+        raise ValueError("the config sets no default_scope: not an mmdet/mmseg config")
     return scope
 
 
@@ -77,7 +79,7 @@ def load_config(
     """
     config = os.fspath(config)
     cfg = Config.fromfile(config)
-    config_scope(cfg)  # a detection or segmentation config, nothing else
+    config_scope(cfg)  # an OpenMMLab config, nothing else
     if data_root is not None:
         set_data_root(cfg, data_root)
     if pretrained is not None:

@@ -1,42 +1,33 @@
-"""Building models and runners, and the one train-then-test driver.
+"""The one OpenMMLab driver: build the model and the runner, train, test, train then test.
 
-``tools/train.py`` and ``tools/test.py`` share :func:`launch_parser` and :func:`parse_launch_args`,
-:func:`config_from_args` (config, overrides, work dir, launcher) and :func:`build_runner`;
-``tools/analysis_tools/get_flops.py`` and ``benchmark.py`` share :func:`build_bare_model`;
-``parcnetv2.segmentation.train_builtin`` (and the demo) run :func:`train_then_test`. Imports only torch
-and mmengine.
+``tools/train.py`` runs :func:`train`, ``tools/test.py`` :func:`test` (after the command lines of
+:mod:`parcnetv2.openmmlab.launch`), and the demo :func:`train_then_test`; ``get_flops.py``,
+``benchmark.py`` and ``export_onnx.py`` build their model with :func:`build_bare_model`. A test first
+checks that the checkpoint holds every weight of the model (:func:`check_checkpoint`). Imports only
+torch and mmengine; the config's scope picks the toolbox's registry.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import copy
 import importlib
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-from parcnetv2.cli import add_debug_argument
-
-from .config import config_scope, load_config, to_tta
+from .checkpoint_coverage import check_checkpoint_covers
+from .config import config_scope, to_tta
 
 __all__ = [
     "build_bare_model",
     "build_model",
     "build_runner",
-    "config_from_args",
-    "distributed_teardown",
-    "launch_parser",
-    "parse_launch_args",
-    "setup_cpu_distributed",
-    "shutdown_distributed",
+    "check_checkpoint",
     "test",
     "train",
     "train_then_test",
@@ -66,100 +57,21 @@ def build_bare_model(cfg: Config) -> torch.nn.Module:
     return revert_sync_batchnorm(build_model(cfg, model_cfg))
 
 
-# --------------------------------------------------------------------------------- launching
-def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
-    """Let ``--launcher pytorch`` run on machines without a GPU (gloo, DDP on CPU).
-
-    mmengine's launcher calls ``torch.cuda.set_device`` and wraps the model with
-    ``device_ids=[LOCAL_RANK]``, both of which fail without CUDA. On such machines the process group is
-    started here with gloo (from torchrun's environment), and the wrapper gets no device ids. Returns
-    whether it did so; with CUDA it changes nothing.
-    """
-    if launcher != "pytorch" or torch.cuda.is_available():
-        return False
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo", init_method="env://")
-    cfg.setdefault("env_cfg", {})
-    cfg.env_cfg.setdefault("dist_cfg", {})
-    cfg.env_cfg.dist_cfg.backend = "gloo"
-    if cfg.get("model_wrapper_cfg") is None:
-        cfg.model_wrapper_cfg = dict(
-            type="MMDistributedDataParallel",
-            device_ids=None,  # CPU module (the Runner's default would be [LOCAL_RANK])
-            broadcast_buffers=False,
-            find_unused_parameters=cfg.get("find_unused_parameters", False),
-        )
-    return True
-
-
-def shutdown_distributed(synchronize: bool = True) -> None:
-    """Shut gloo/NCCL down before interpreter exit (torchrun ranks could abort in teardown).
-
-    ``synchronize``: the ranks first meet at a barrier, so none tears its connections down while another
-    still finishes its last collective (without it a 2-process gloo run aborted at exit about every
-    second time: SIGABRT, "terminate called without an active exception"). Only for ranks that succeeded:
-    a failed rank's peers may never reach the barrier.
-    """
-    if dist.is_available() and dist.is_initialized():
-        if synchronize:
-            dist.barrier()
-        dist.destroy_process_group()
-
-
-@contextlib.contextmanager
-def distributed_teardown() -> Iterator[None]:
-    """Around a tool's run, which may be under torchrun: :func:`shutdown_distributed` at the end,
-    synchronized when the run succeeded."""
-    try:
-        yield
-    except BaseException:
-        shutdown_distributed(synchronize=False)
-        raise
-    shutdown_distributed()
-
-
-def launch_parser(description: str, config_help: str, work_dir_help: str) -> argparse.ArgumentParser:
-    """The head of mmdet's ``tools/train.py`` and ``tools/test.py`` command lines: ``config`` and
-    ``--work-dir`` (:func:`parse_launch_args` adds the tail)."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("config", help=config_help)
-    parser.add_argument("--work-dir", help=work_dir_help)
-    return parser
-
-
-def parse_launch_args(
-    parser: argparse.ArgumentParser,
-    argv: Sequence[str] | None,
-    cfg_options_help: str = "override config settings, key=value",
-) -> argparse.Namespace:
-    """Add the tail mmdet's ``tools/train.py`` and ``tools/test.py`` share (``--cfg-options``,
-    ``--launcher``, ``--local-rank``, plus ``--debug``) and parse ``argv``; ``LOCAL_RANK`` comes from
-    ``--local-rank`` unless the launcher set it."""
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=cfg_options_help)
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    if "LOCAL_RANK" not in os.environ:
-        os.environ["LOCAL_RANK"] = str(args.local_rank)
-    return args
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """``args.config`` with ``--cfg-options`` and ``--work-dir`` applied, its launcher set (and, for
-    ``--launcher pytorch`` without a GPU, gloo: :func:`setup_cpu_distributed`)."""
-    cfg = load_config(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options)
-    cfg.launcher = args.launcher
-    setup_cpu_distributed(cfg, args.launcher)
-    return cfg
-
-
 def build_runner(cfg: Config) -> Any:
     """mmengine's ``Runner`` for ``cfg`` (or the config's own ``runner_type``)."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
     return Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
+
+
+def check_checkpoint(cfg: Config, checkpoint: str | os.PathLike, allow_partial: bool = False) -> dict:
+    """Refuse (with ``allow_partial``: warn about) a checkpoint file that does not hold every weight of the
+    config's model (of the wrapped model under TTA): ``{group: missing keys}``, empty when covered."""
+    model_cfg = cfg.model.module if cfg.model.get("type", "").endswith("TTAModel") else cfg.model
+    return check_checkpoint_covers(
+        build_model(cfg, model_cfg), checkpoint, allow_partial=allow_partial, name=os.fspath(checkpoint)
+    )
 
 
 # --------------------------------------------------------------------------------- train, then test
@@ -208,11 +120,21 @@ def train(cfg: Config, validate: bool = True, resume: bool = False) -> dict[str,
 
 
 def test(
-    cfg: Config, checkpoint: str | os.PathLike, tta: bool = False, work_dir: str | os.PathLike | None = None
+    cfg: Config,
+    checkpoint: str | os.PathLike,
+    tta: bool = False,
+    work_dir: str | os.PathLike | None = None,
+    allow_partial: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate ``checkpoint`` on the test loader as ``tools/test.py`` does (``--tta``: ``tta``), logging
-    into ``work_dir`` (default: the config's)."""
+    """Evaluate ``checkpoint`` on the test loader (``tta``: with the config's test-time augmentation),
+    logging into ``work_dir`` (default: the config's); the metrics and the wall time.
+
+    Raises:
+        CheckpointError: the checkpoint does not hold every weight of the model, unless ``allow_partial``
+            (:func:`check_checkpoint`).
+    """
     cfg = to_tta(cfg) if tta else copy.deepcopy(cfg)
+    check_checkpoint(cfg, checkpoint, allow_partial)
     cfg.load_from = os.fspath(checkpoint)
     cfg.resume = False
     if work_dir is not None:

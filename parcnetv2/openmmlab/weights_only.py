@@ -21,7 +21,7 @@ passed, one ``UnpicklingError`` at a time:
   only returns statistics methods of ``HistoryBuffer`` and refuses anything else.
 
 Nothing here sets ``weights_only=False`` or ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``;
-``tests/detection/test_runner.py`` checks a fresh training checkpoint is refused without this and
+``tests/openmmlab/test_runner.py`` checks a fresh training checkpoint is refused without this and
 loads with it. Imports only torch, numpy and mmengine.
 """
 

@@ -13,8 +13,8 @@ pytest.importorskip("mmdet")
 
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
-from parcnetv2.backbone import VARIANTS  # noqa: E402
 
+from parcnetv2.backbone import VARIANTS  # noqa: E402
 from parcnetv2.openmmlab.layer_decay import backbone_depths, get_layer_id_layer_wise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def test_published_hyper_parameters(path):
     cfg = load(path)
     v = _arch(path)
     assert (
-        cfg.custom_imports.imports == ["parcnetv2.openmmlab"]
+        cfg.custom_imports.imports == ["parcnetv2.openmmlab", "parcnetv2.detection"]
         and cfg.custom_imports.allow_failed_imports is False
     )
     backbone = cfg.model.backbone
@@ -111,11 +111,9 @@ def test_builds_and_runs_features(path):
 
 
 def test_one_config_loader_applies_every_override(tmp_path):
-    from parcnetv2.detection import synthetic
-
     from parcnetv2.openmmlab.config import load_config
 
-    path = ROOT / synthetic.CONFIG
+    path = ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
     cfg = load_config(
         path,
         data_root=tmp_path / "coco",
@@ -133,11 +131,38 @@ def test_one_config_loader_applies_every_override(tmp_path):
     cosine = [s for s in cfg.param_scheduler if s.type == "CosineAnnealingLR"]
     assert cosine[0].end == 2  # the schedule follows the new training length
     assert load_config(path, work_dir=tmp_path, cfg_options={"work_dir": "other"}).work_dir == str(tmp_path)
-    built_in = synthetic.load_config(tmp_path / "coco", pretrained=tmp_path / "cls.pth")
-    assert (
-        built_in.model
-        == load_config(path, data_root=tmp_path / "coco", pretrained=tmp_path / "cls.pth").model
-    )
-    (tmp_path / "cls_cfg.py").write_text("default_scope = 'mmpretrain'\n")
-    with pytest.raises(ValueError, match="default_scope 'mmpretrain' is not one of"):
-        load_config(tmp_path / "cls_cfg.py")
+    (tmp_path / "no_scope.py").write_text("model = dict(type='Nothing')\n")
+    with pytest.raises(ValueError, match="sets no default_scope"):
+        load_config(tmp_path / "no_scope.py")
+
+
+def test_the_task_is_found_through_mmdet_registry(tmp_path):
+    """The configs' custom_imports register detection's task in mmdet's TASK_UTILS; a scope without a
+    registered task is refused in one line."""
+    from mmdet.structures import DetDataSample
+
+    from parcnetv2.detection import DetectionTask
+    from parcnetv2.openmmlab.task import task_of
+
+    cfg = load(ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-t_fpn_amp-1x_coco.py")
+    assert "parcnetv2.detection" in cfg.custom_imports.imports
+    task = task_of(cfg)
+    assert isinstance(task, DetectionTask)
+    sample = task.data_sample(48, 64)
+    assert isinstance(sample, DetDataSample) and sample.batch_input_shape == (48, 64)
+    with pytest.raises(RuntimeError, match="no ParCNetV2Task is registered in mmengine's TASK_UTILS"):
+        task_of(Config(dict(default_scope="mmengine")))
+
+
+def test_test_outputs_of_detection(tmp_path):
+    """tools/test.py --out: a pickle beside the config's metrics (mmdet's DumpDetResults); --show-dir: the
+    visualization hook's test_out_dir."""
+    from parcnetv2.openmmlab.task import task_of
+
+    cfg = load(ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py")
+    task_of(cfg).set_test_outputs(cfg, str(tmp_path / "preds.pkl"), "painted")
+    assert [m["type"] for m in cfg.test_evaluator] == ["CocoMetric", "DumpDetResults"]
+    assert cfg.test_evaluator[1]["out_file_path"] == str(tmp_path / "preds.pkl")
+    assert cfg.default_hooks.visualization.test_out_dir == "painted"
+    with pytest.raises(ValueError, match="--out must be a .pkl file"):
+        task_of(cfg).set_test_outputs(cfg, str(tmp_path / "preds.json"), None)

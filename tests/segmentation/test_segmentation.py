@@ -18,25 +18,21 @@ from PIL import Image
 pytest.importorskip("mmseg")
 pytest.importorskip("mmcv.ops")
 
-import parcnetv2.segmentation as seg  # noqa: E402
 from mmengine.config import Config, ConfigDict  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.structures import PixelData  # noqa: E402
 from mmseg.registry import DATASETS, MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
-from parcnetv2.backbone import CheckpointError, ParCNetV2  # noqa: E402
-from parcnetv2.segmentation import train_builtin  # noqa: E402
-from parcnetv2.segmentation.synthetic import (  # noqa: E402
-    CLASSES,
-    SyntheticSegSpec,
-    ensure_synthetic_dataset,
-    generate_dataset,
-)
 
+import parcnetv2.segmentation as seg  # noqa: E402
+from parcnetv2 import REPO_ROOT as REPO  # noqa: E402
+from parcnetv2.backbone import CheckpointError, ParCNetV2  # noqa: E402
+from parcnetv2.builtin_data import AdeSpec, ensure, generate  # noqa: E402
 from parcnetv2.openmmlab import runner as mm_runner  # noqa: E402
 from parcnetv2.openmmlab.config import load_config, set_max_iters  # noqa: E402
+from parcnetv2.segmentation.datasets import CLASSES  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+BUILTIN_CONFIG = REPO / "configs/upernet/parcnetv2-xt_upernet_1xb4-2k_synthetic-ade-96x96.py"
 SEG_CONFIGS = sorted((REPO / "configs" / "upernet").glob("*.py")) + sorted(
     (REPO / "configs" / "sem_fpn").glob("*.py")
 )
@@ -44,20 +40,20 @@ ADE_CONFIGS = [p for p in SEG_CONFIGS if "ade20k" in p.name]
 MMSEG_TOOLS = Path(__import__("mmseg").__file__).parent / ".mim" / "tools"
 
 TINY_DEPTHS, TINY_DIMS = (1, 1, 1, 1), (16, 24, 32, 40)
-TINY_SPEC = SyntheticSegSpec(seed=1, num_train=4, num_val=2, min_size=(64, 72), max_size=(84, 100))
+TINY_SPEC = AdeSpec(seed=1, num_train=4, num_val=2, min_size=(64, 72), max_size=(84, 100))
 """Images 64-84 x 72-100 px: not multiples of 32, not square."""
 
 
 # ------------------------------------------------------------------------------------------ helpers
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    return generate_dataset(tmp_path_factory.mktemp("seg") / "synthetic_ade", TINY_SPEC)
+    return generate(tmp_path_factory.mktemp("seg") / "synthetic_ade", TINY_SPEC)
 
 
 def tiny_builtin_cfg(data_root: Path, work_dir: Path, max_iters: int = 1) -> Config:
     """The built-in config, shrunk: 1-block stages, narrow heads, 64 px crops, batch 2, no workers."""
     cfg = load_config(
-        train_builtin.BUILTIN_CONFIG,
+        BUILTIN_CONFIG,
         data_root=data_root,
         work_dir=work_dir,
         max_iters=max_iters,
@@ -114,6 +110,27 @@ def test_registered_in_mmseg_scope():
     assert DATASETS.get("SyntheticADEDataset") is seg.SyntheticADEDataset
     assert OPTIM_WRAPPER_CONSTRUCTORS.get("ParCNetV2LayerDecayOptimizerConstructor") is not None
     assert tiny_segmentor().backbone._net.oc_mode == "adaptive"  # adaptive OC by default
+
+
+def test_the_task_is_found_through_mmseg_registry(tmp_path: Path):
+    """The configs' custom_imports register segmentation's task in mmseg's TASK_UTILS: its data sample,
+    the counted model (no auxiliary head), the exported logits and tools/test.py's --out/--show-dir."""
+    from parcnetv2.openmmlab.task import task_of
+
+    cfg = Config.fromfile(str(BUILTIN_CONFIG))
+    task = task_of(cfg)
+    assert isinstance(task, seg.SegmentationTask)
+    sample = task.data_sample(75, 101)
+    assert isinstance(sample, SegDataSample) and sample.img_shape == (75, 101)
+    model = tiny_segmentor().eval()
+    assert task.counted_model(model).auxiliary_head is None
+    logits, what = task.export_part(model)
+    with torch.no_grad():
+        assert logits(torch.randn(1, 3, 75, 101)).shape == (1, len(CLASSES), 75, 101)
+    assert "encode_decode" in what
+    task.set_test_outputs(cfg, str(tmp_path / "masks"), "painted")
+    assert cfg.test_evaluator.output_dir == str(tmp_path / "masks") and cfg.test_evaluator.keep_results
+    assert cfg.visualizer.save_dir == "painted"
 
 
 # ------------------------------------------------------------------------------------------ configs
@@ -225,8 +242,8 @@ def test_stage_wise_lr_scales_on_tiny_model():
 
 # ------------------------------------------------------------------------------------------ data
 def test_synthetic_set_is_deterministic_and_ade_like(tmp_path: Path):
-    spec = SyntheticSegSpec(seed=3, num_train=2, num_val=1, min_size=(64, 70), max_size=(70, 90))
-    a, b = generate_dataset(tmp_path / "a", spec), generate_dataset(tmp_path / "b", spec)
+    spec = AdeSpec(seed=3, num_train=2, num_val=1, min_size=(64, 70), max_size=(70, 90))
+    a, b = generate(tmp_path / "a", spec), generate(tmp_path / "b", spec)
 
     def digest(root: Path) -> dict[str, str]:
         return {
@@ -243,9 +260,9 @@ def test_synthetic_set_is_deterministic_and_ade_like(tmp_path: Path):
         label = np.asarray(Image.open(lab))
         assert Image.open(img).size == Image.open(lab).size and label.dtype == np.uint8
         assert label.max() <= len(CLASSES) and 1 in label and label.max() >= 2  # background + objects
-    assert ensure_synthetic_dataset(a, spec, log=lambda _: None) == a  # present: kept
+    assert ensure(a, spec, log=lambda _: None) == a  # present: kept
     with pytest.raises(FileExistsError):
-        ensure_synthetic_dataset(a, SyntheticSegSpec(seed=4, num_train=2, num_val=1), log=lambda _: None)
+        ensure(a, AdeSpec(seed=4, num_train=2, num_val=1), log=lambda _: None)
 
 
 def test_dataset_reduces_zero_label(tiny_data: Path):
@@ -284,7 +301,7 @@ def test_dataset_refuses_a_missing_root_and_generates_nothing(tmp_path: Path, st
 
 def test_builtin_config_takes_its_root_from_the_environment(tiny_data: Path, monkeypatch):
     monkeypatch.setenv("SYNTHETIC_ADE_ROOT", str(tiny_data) + "/")
-    cfg = Config.fromfile(str(train_builtin.BUILTIN_CONFIG))
+    cfg = Config.fromfile(str(BUILTIN_CONFIG))
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         assert cfg[loader].dataset.data_root == str(tiny_data) + "/"
     init_default_scope("mmseg")
@@ -416,7 +433,7 @@ def _run(args: list[str]) -> str:
 def test_mmseg_own_tools(tiny_data: Path, tmp_path: Path):
     """mmseg's unmodified tools/train.py and tools/test.py --tta run the built-in config."""
     options = tiny_cli_options(tiny_data)
-    config, work_dir = str(train_builtin.BUILTIN_CONFIG), tmp_path / "work"
+    config, work_dir = str(BUILTIN_CONFIG), tmp_path / "work"
     _run([str(MMSEG_TOOLS / "train.py"), config, "--work-dir", str(work_dir), "--cfg-options", *options])
     checkpoint = work_dir / "iter_2.pth"
     assert checkpoint.is_file()
@@ -433,9 +450,9 @@ def test_shared_tools_serve_segmentation(load_tool, trained: dict, tmp_path: Pat
     segmentation config."""
     data_root = Path(trained["cfg"].train_dataloader.dataset.data_root)
     options = tiny_cli_options(data_root)
-    config = str(train_builtin.BUILTIN_CONFIG)
-    runner = load_tool("train").main([config, "--work-dir", str(tmp_path), "--cfg-options", *options])
-    assert runner.iter == 2 and (tmp_path / "iter_2.pth").is_file()
+    config = str(BUILTIN_CONFIG)
+    result = load_tool("train").main([config, "--work-dir", str(tmp_path), "--cfg-options", *options])
+    assert result["iterations"] == 2 and result["checkpoint"] == str(tmp_path / "iter_2.pth")
     metrics = load_tool("test").main(
         [config, str(tmp_path / "iter_2.pth"), "--tta", "--cfg-options", *options]
     )
@@ -446,17 +463,3 @@ def test_shared_tools_serve_segmentation(load_tool, trained: dict, tmp_path: Pat
     load_tool("analysis_tools/benchmark").main(
         [config, "--shape", "75", "101", "--max-iter", "2", "--num-warmup", "1", "--cfg-options", *options]
     )
-
-
-@pytest.mark.slow
-def test_train_builtin_trains_then_tests_with_tta(tiny_data: Path, tmp_path: Path, monkeypatch):
-    """``python -m parcnetv2.segmentation.train_builtin --tta``: the one driver trains, then tests (TTA)."""
-    monkeypatch.setattr(train_builtin, "ensure_synthetic_dataset", lambda root, spec: tiny_data)
-    result = train_builtin.main(
-        ["--work-dir", str(tmp_path), "--max-iters", "2", "--num-workers", "0", "--tta"]
-        + ["--cfg-options", *tiny_cli_options(tiny_data)]
-    )
-    assert result["data_root"] == str(tiny_data) and result["iterations"] == 2
-    assert Path(result["checkpoint"]).name == "iter_2.pth"
-    assert set(result["metrics"]) == set(result["tta_metrics"]) == {"mIoU", "mAcc", "aAcc"}
-    assert (tmp_path / "result.json").is_file()

@@ -23,7 +23,6 @@ CLIS = [
     "tools/model_converters/convert_checkpoint.py",
     "tools/analysis_tools/get_flops.py",
     "tools/analysis_tools/benchmark.py",
-    "segmentation/train_builtin.py",
 ]
 
 

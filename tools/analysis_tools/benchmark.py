@@ -22,9 +22,9 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner, load_checkpoint
 
 from parcnetv2.cli import add_debug_argument, run_cli
-from parcnetv2.openmmlab.complexity import dummy_inputs
-from parcnetv2.openmmlab.config import config_scope, load_config
+from parcnetv2.openmmlab.config import load_config
 from parcnetv2.openmmlab.runner import build_bare_model
+from parcnetv2.openmmlab.task import task_of
 from parcnetv2.openmmlab.weights_only import allow_mmengine_checkpoints
 
 
@@ -47,10 +47,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _batches(args: argparse.Namespace, cfg: Config, scope: str) -> Iterator[dict]:
+def _batches(args: argparse.Namespace, cfg: Config) -> Iterator[dict]:
     if args.shape:
         height, width = (args.shape * 2)[:2] if len(args.shape) == 1 else args.shape[:2]
-        _, samples = dummy_inputs(scope, height, width)
+        samples = [task_of(cfg).data_sample(height, width)]
         image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8)
         while True:
             yield dict(inputs=[image], data_samples=samples)
@@ -66,10 +66,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(
-    args: argparse.Namespace, cfg: Config, model: torch.nn.Module, scope: str, device: torch.device
-) -> float:
-    batches = _batches(args, cfg, scope)
+def measure(args: argparse.Namespace, cfg: Config, model: torch.nn.Module, device: torch.device) -> float:
+    batches = _batches(args, cfg)
     autocast = torch.autocast(device.type, dtype=torch.float16, enabled=args.fp16 and device.type == "cuda")
     elapsed, timed = 0.0, 0
     for i in range(args.num_warmup + args.max_iter):
@@ -93,7 +91,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     allow_mmengine_checkpoints()
     cfg = load_config(args.config, cfg_options=args.cfg_options)
-    scope = config_scope(cfg)
     model = build_bare_model(cfg)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location="cpu")
@@ -101,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     model.to(device).eval()
     fps = []
     for run in range(args.repeat_num):
-        fps.append(measure(args, cfg, model, scope, device))
+        fps.append(measure(args, cfg, model, device))
         print(f"run {run + 1}: overall fps {fps[-1]:.2f} img/s, {1000 / fps[-1]:.1f} ms/img", flush=True)
     mean = sum(fps) / len(fps)
     std = (sum((f - mean) ** 2 for f in fps) / len(fps)) ** 0.5

@@ -8,7 +8,8 @@ papers report. The count is mmengine's ``FlopAnalyzer`` with its default op hand
 convolution is counted as the direct convolution it equals with the kernels it runs at that size
 (``2H-1``/``2W-1`` per stage in ``adaptive`` mode), whatever algorithm eager PyTorch would pick (see
 ``parcnetv2/openmmlab/complexity.py``). Detectors are counted in ``mode='tensor'``
-(RPN proposals from a random input, as mmdet's own tool); segmentors without the auxiliary head.
+(RPN proposals from a random input, as mmdet's own tool); segmentors without the auxiliary head
+(the task's ``counted_model``, :mod:`parcnetv2.openmmlab.task`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from mmengine.config import DictAction
 
 from parcnetv2.cli import add_debug_argument, run_cli
 from parcnetv2.openmmlab.complexity import format_count, measure_complexity
-from parcnetv2.openmmlab.config import config_scope, load_config
+from parcnetv2.openmmlab.config import load_config
 from parcnetv2.openmmlab.runner import build_bare_model
+from parcnetv2.openmmlab.task import task_of
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -48,11 +50,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     else:
         raise ValueError("--shape takes H or H W")
     cfg = load_config(args.config, cfg_options=args.cfg_options)
-    scope = config_scope(cfg)
-    model = build_bare_model(cfg)
-    if scope == "mmseg" and getattr(model, "auxiliary_head", None) is not None:
-        model.auxiliary_head = None
-    result = measure_complexity(model, scope, height, width, table_depth=args.table_depth)
+    task = task_of(cfg)
+    model = task.counted_model(build_bare_model(cfg))
+    result = measure_complexity(model, task.data_sample(height, width), height, width, args.table_depth)
     if result.table:
         print(result.table)
     line = "=" * 60

@@ -3,11 +3,11 @@
     python tools/misc/image_demo.py IMAGE CONFIG CHECKPOINT [--out FILE] [--device cpu]
                                     [--score-thr 0.3] [--allow-partial]
 
-Works for detection (mmdet) and segmentation (mmseg) configs alike: the config's ``default_scope`` picks
-the toolbox. Detections are drawn as boxes, labels and masks; segmentations as a colour overlay. A
-checkpoint that does not hold every weight of the model (backbone / neck / heads) is refused unless
-``--allow-partial``; an empty or undecodable image is named. Errors are one line on stderr with exit
-status 1 (``--debug`` or ``PARCNETV2_DEBUG=1``: the traceback).
+Works for detection (mmdet) and segmentation (mmseg) configs alike: the config's task draws
+(:func:`parcnetv2.openmmlab.predictor.build_predictor`). Detections are drawn as boxes, labels and
+masks; segmentations as a colour overlay. A checkpoint that does not hold every weight of the model
+(backbone / neck / heads) is refused unless ``--allow-partial``; an empty or undecodable image is named.
+Errors are one line on stderr with exit status 1 (``--debug`` or ``PARCNETV2_DEBUG=1``: the traceback).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from parcnetv2.cli import add_debug_argument, run_cli
-from parcnetv2.visualize import Predictor
+from parcnetv2.openmmlab.predictor import build_predictor
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -60,9 +60,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
             raise FileNotFoundError(f"{what} not found: {path}")
     check_image(args.image)
     out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_pred.png")
-    predictor = Predictor(args.config, args.checkpoint, device=args.device, allow_partial=args.allow_partial)
+    predictor = build_predictor(args.config, args.checkpoint, args.device, args.allow_partial)
     written = predictor.draw(args.image, out, score_thr=args.score_thr)
-    print(f"{predictor.scope} predictions drawn on {args.image} -> {written}")
+    print(f"{type(predictor).__name__}: predictions drawn on {args.image} -> {written}")
     return written
 
 

@@ -27,8 +27,14 @@ from parcnetv2.cli import add_debug_argument, run_cli  # first: it quiets mmengi
 
 # isort: split
 import torch
-from parcnetv2.backbone.checkpoint import CheckpointError, fit_checkpoint, read_checkpoint
 
+from parcnetv2.backbone.checkpoint import (
+    CheckpointError,
+    backbone_part,
+    drop_prefixes,
+    load_state,
+    read_checkpoint,
+)
 from parcnetv2.openmmlab.backbone import CLASSIFIER_PREFIXES, ParCNetV2Backbone, load_pretrained_backbone
 from parcnetv2.openmmlab.weights_only import allow_mmengine_checkpoints
 
@@ -48,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def backbone_state(src: str, use_ema: bool = False) -> dict[str, torch.Tensor]:
     """The backbone tensors of ``src`` (classifier dropped, ``module.``/``backbone.`` prefixes removed)."""
-    state = fit_checkpoint(src, use_ema=use_ema, backbone=True, drop=CLASSIFIER_PREFIXES).state
+    state, _ = drop_prefixes(backbone_part(load_state(src, use_ema)), CLASSIFIER_PREFIXES)
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     body = [k for k in state if k.startswith(("downsample_layers.", "stages."))]
     if not body:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from parcnetv2.backbone.checkpoint import CheckpointError
 
+from parcnetv2.backbone.checkpoint import CheckpointError
 from parcnetv2.openmmlab.checkpoint_coverage import (
     PartialCheckpointWarning,
     check_checkpoint_covers,

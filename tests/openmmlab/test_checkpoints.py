@@ -16,15 +16,17 @@ pytest.importorskip("mmdet")
 pytest.importorskip("mmseg")
 
 from mmengine.config import Config  # noqa: E402
-from parcnetv2.backbone.checkpoint import CheckpointError  # noqa: E402
 
+from parcnetv2.backbone.checkpoint import CheckpointError  # noqa: E402
+from parcnetv2.openmmlab import launch  # noqa: E402
 from parcnetv2.openmmlab.checkpoint_coverage import PartialCheckpointWarning  # noqa: E402
 from parcnetv2.openmmlab.config import (  # noqa: E402
     local_checkpoint,
     merge_cfg_options,
     resume_from_scratch_warning,
+    to_tta,
 )
-from parcnetv2.openmmlab.runner import build_model  # noqa: E402
+from parcnetv2.openmmlab.runner import build_model, check_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DET = ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
@@ -71,31 +73,26 @@ def test_test_tool_refuses_a_segmentation_checkpoint_in_one_line(checkpoints) ->
     assert "--allow-partial" in errors[0]
 
 
-def test_test_tool_checks_classification_and_own_checkpoints(load_tool, checkpoints) -> None:
-    tool = load_tool("test")
-    cfg = tool.build_config(tool.parse_args([str(DET), str(checkpoints["cls"])]))
+def test_test_tool_checks_classification_and_own_checkpoints(checkpoints) -> None:
+    cfg = launch.test_config(launch.parse_args("test", [str(DET), str(checkpoints["cls"])]))
     with pytest.raises(CheckpointError, match=r"missing backbone \(all \d+ keys\), neck .*, heads "):
-        tool.check_checkpoint(cfg, str(checkpoints["cls"]))
+        check_checkpoint(cfg, str(checkpoints["cls"]))
     with pytest.warns(PartialCheckpointWarning, match="missing neck"):
-        missing = tool.check_checkpoint(cfg, str(checkpoints["seg"]), allow_partial=True)
+        missing = check_checkpoint(cfg, str(checkpoints["seg"]), allow_partial=True)
     assert set(missing) == {"neck", "heads"}
-    assert tool.check_checkpoint(cfg, str(checkpoints["det"])) == {}
-    args = tool.parse_args([str(SEG), str(checkpoints["seg"]), "--tta", "--allow-partial"])
-    assert args.allow_partial
-    assert (
-        tool.check_checkpoint(tool.build_config(args), str(checkpoints["seg"])) == {}
-    )  # TTA wraps the model
+    assert check_checkpoint(cfg, str(checkpoints["det"])) == {}
+    args = launch.parse_args("test", [str(SEG), str(checkpoints["seg"]), "--tta", "--allow-partial"])
+    assert args.allow_partial and args.tta
+    tta = to_tta(launch.test_config(args))
+    assert check_checkpoint(tta, str(checkpoints["seg"])) == {}  # TTA wraps the model
     with pytest.raises(CheckpointError, match="not found"):
-        tool.check_checkpoint(cfg, "missing.pth")
+        check_checkpoint(cfg, "missing.pth")
 
 
-def test_test_tool_reads_a_url_checkpoint_as_a_local_file(
-    load_tool, checkpoints, tmp_path, monkeypatch
-) -> None:
+def test_test_tool_reads_a_url_checkpoint_as_a_local_file(checkpoints, tmp_path, monkeypatch) -> None:
     """An http(s) checkpoint is downloaded into torch's hub cache, then read weights-only like a path."""
     import shutil
 
-    tool = load_tool("test")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     downloads = []
 
@@ -108,8 +105,9 @@ def test_test_tool_reads_a_url_checkpoint_as_a_local_file(
     local = local_checkpoint(url)
     assert local == str(tmp_path / "hub" / "checkpoints" / "mask-rcnn_xt-0123abcd.pth")
     assert local_checkpoint(url) == local and downloads == [url], "downloaded once"
-    cfg = tool.build_config(tool.parse_args([str(DET), local]))
-    assert cfg.load_from == local and tool.check_checkpoint(cfg, local) == {}
+    args = launch.parse_args("test", [str(DET), url])
+    cfg = launch.test_config(args)
+    assert args.checkpoint == local and check_checkpoint(cfg, local) == {}
     with pytest.raises(ValueError, match="give a local file or an http"):
         local_checkpoint("open-mmlab://something")
     assert local_checkpoint("plain.pth") == "plain.pth"
@@ -150,23 +148,25 @@ def test_demo_tool_refuses_mismatched_checkpoints_and_bad_images(
     assert drawn.read_bytes()[:4] == b"\x89PNG", "--allow-partial draws anyway"
 
 
-def test_max_epochs_option_ends_the_schedule_with_training(load_tool) -> None:
-    tool = load_tool("train")
-    cfg = tool.build_config(tool.parse_args([str(DET), "--cfg-options", "train_cfg.max_epochs=2"]))
+def test_max_epochs_option_ends_the_schedule_with_training() -> None:
+    cfg = launch.train_config(
+        launch.parse_args("train", [str(DET), "--cfg-options", "train_cfg.max_epochs=2"])
+    )
     warmup, cosine = cfg.param_scheduler
     assert cfg.train_cfg.max_epochs == 2 and cosine.type == "CosineAnnealingLR" and cosine.end == 2
     assert warmup.end == 100, "the iteration-based warmup stays"
-    own = tool.build_config(
-        tool.parse_args([str(DET), "--cfg-options", "train_cfg.max_epochs=2", "param_scheduler.1.end=3"])
+    own = launch.train_config(
+        launch.parse_args(
+            "train", [str(DET), "--cfg-options", "train_cfg.max_epochs=2", "param_scheduler.1.end=3"]
+        )
     )
     assert own.param_scheduler[1].end == 3, "a schedule given on the command line wins"
     seg = merge_cfg_options(Config.fromfile(str(SEG)), {"train_cfg.max_iters": 300})
     assert [s.end for s in seg.param_scheduler] == [50, 300]
 
 
-def test_resume_into_an_empty_work_dir_warns_and_a_missing_file_fails(load_tool, tmp_path: Path) -> None:
-    tool = load_tool("train")
-    cfg = tool.build_config(tool.parse_args([str(DET), "--resume", "--work-dir", str(tmp_path)]))
+def test_resume_into_an_empty_work_dir_warns_and_a_missing_file_fails(tmp_path: Path) -> None:
+    cfg = launch.train_config(launch.parse_args("train", [str(DET), "--resume", "--work-dir", str(tmp_path)]))
     assert resume_from_scratch_warning(cfg) == (
         f"--resume: no checkpoint to resume from in {tmp_path} (no last_checkpoint): "
         "training starts from scratch"
@@ -175,4 +175,4 @@ def test_resume_into_an_empty_work_dir_warns_and_a_missing_file_fails(load_tool,
     (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_1.pth"))
     assert resume_from_scratch_warning(cfg) is None
     with pytest.raises(FileNotFoundError, match="--resume: checkpoint not found: nope.pth"):
-        tool.build_config(tool.parse_args([str(DET), "--resume", "nope.pth"]))
+        launch.train_config(launch.parse_args("train", [str(DET), "--resume", "nope.pth"]))

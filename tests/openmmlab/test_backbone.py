@@ -9,7 +9,6 @@ pytest.importorskip("mmengine")
 
 from parcnetv2.backbone import ParCNetV2  # noqa: E402
 from parcnetv2.backbone.checkpoint import CheckpointError  # noqa: E402
-
 from parcnetv2.openmmlab.backbone import ParCNetV2Backbone, load_pretrained_backbone  # noqa: E402
 
 TINY = dict(depths=(1, 1, 2, 1), dims=(16, 32, 48, 64))

@@ -1,6 +1,6 @@
-"""The one checkpoint path, ``fit_checkpoint``: every supported format, through every caller (timm's
-filter, ``load_checkpoint_into``, the OpenMMLab backbone loader, the converter), and errors that name
-the keys."""
+"""The checkpoint steps of ``parcnetv2.backbone.checkpoint`` (read, unwrap, remap, check, resize): every
+supported format, through every caller (timm's filter, ``load_checkpoint_into``, the OpenMMLab backbone
+loader, the converter), and errors that name the keys."""
 
 from __future__ import annotations
 
@@ -9,9 +9,18 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+
 from parcnetv2.backbone import ParCNetV2
 from parcnetv2.backbone import checkpoint as ckpt
-from parcnetv2.backbone.checkpoint import CheckpointError, fit_checkpoint, load_checkpoint_into
+from parcnetv2.backbone.checkpoint import (
+    CheckpointError,
+    backbone_part,
+    drop_prefixes,
+    fit_checkpoint,
+    load_checkpoint_into,
+    load_state,
+    select_prefix,
+)
 
 pytest.importorskip("mmengine")
 
@@ -70,10 +79,10 @@ def _write(tmp_path: Path, name: str, state: dict[str, torch.Tensor]) -> Path:
 @pytest.mark.parametrize("name", FORMATS)
 def test_every_format_gives_the_backbone_tensors(tmp_path, source, name):
     path = _write(tmp_path, name, source)
-    fitted = fit_checkpoint(path, backbone=True, drop=("head.", "norm."))
+    state, dropped = drop_prefixes(backbone_part(load_state(path)), ("head.", "norm."))
     body = {k: v for k, v in source.items() if not k.startswith(("head.", "norm."))}
-    assert sorted(fitted.state) == sorted(body)
-    assert all(torch.equal(fitted.state[k], v) for k, v in body.items())
+    assert sorted(state) == sorted(body)
+    assert all(torch.equal(state[k], v) for k, v in body.items())
     backbone = ParCNetV2Backbone(**TINY)
     result = load_pretrained_backbone(backbone, str(path))
     assert len(result["loaded"]) == len(body)
@@ -112,8 +121,8 @@ def test_timm_reads_the_file_once(tmp_path, source, monkeypatch):
 def test_ema_first_when_asked(source):
     ema = {k: v + 1 for k, v in source.items()}
     raw = {"state_dict": source, "state_dict_ema": ema}
-    assert torch.equal(fit_checkpoint(raw).state["head.weight"], source["head.weight"])
-    assert torch.equal(fit_checkpoint(raw, use_ema=True).state["head.weight"], ema["head.weight"])
+    assert torch.equal(load_state(raw)["head.weight"], source["head.weight"])
+    assert torch.equal(load_state(raw, use_ema=True)["head.weight"], ema["head.weight"])
 
 
 def test_oversized_kernels_resized(source):
@@ -125,9 +134,10 @@ def test_oversized_kernels_resized(source):
 
 def test_select_prefix(source):
     wrapped = {"state_dict": {f"encoder.{k}": v for k, v in source.items()}}
-    assert sorted(fit_checkpoint(wrapped, select="encoder.").state) == sorted(source)
+    assert sorted(select_prefix(load_state(wrapped), "encoder.")) == sorted(source)
     with pytest.raises(CheckpointError, match=r"no checkpoint key starts with prefix 'backbone\.'"):
-        fit_checkpoint(wrapped, select="backbone.")
+        select_prefix(load_state(wrapped), "backbone.")
+    assert backbone_part(load_state(wrapped)) == load_state(wrapped), "not a detector: kept as it is"
 
 
 def test_errors_name_the_keys(tmp_path, source):
@@ -146,12 +156,12 @@ def test_errors_name_the_keys(tmp_path, source):
     with pytest.raises(CheckpointError, match=r"shapes do not fit(.|\n)*stages\.1\.0\.mlp\.fc1\.weight"):
         fit_checkpoint(wrong, model_state)
     with pytest.raises(CheckpointError, match="checkpoint file not found"):
-        fit_checkpoint(tmp_path / "absent.pth")
+        load_state(tmp_path / "absent.pth")
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
-        fit_checkpoint(tmp_path / "bad.pth")
+        load_state(tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match="no tensors found"):
-        fit_checkpoint({"epoch": 1})
+        load_state({"epoch": 1})
 
 
 def test_backbone_loader_names_what_is_left_unloaded(source):

@@ -20,10 +20,11 @@ pytest.importorskip("mmdet")
 pytest.importorskip("pycocotools")
 
 from mmengine.runner import Runner  # noqa: E402
-from parcnetv2.detection import synthetic  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / synthetic.CONFIG
+from parcnetv2 import REPO_ROOT, builtin_data  # noqa: E402
+from parcnetv2.openmmlab.config import load_config  # noqa: E402
+
+CONFIG = REPO_ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
 SCALE = (128, 128)
 
 
@@ -75,12 +76,12 @@ def cli_options(options: dict) -> list[str]:
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_coco")
-    synthetic.generate(root, num_train=4, num_val=2, seed=0, min_size=128, max_size=128)
+    builtin_data.generate(root, builtin_data.CocoSpec(0, 4, 2, (128, 128), (128, 128)))
     return root
 
 
 def test_generator_is_deterministic_and_valid(data_root, tmp_path):
-    again = synthetic.generate(tmp_path / "again", num_train=4, num_val=2, seed=0, min_size=128, max_size=128)
+    again = builtin_data.generate(tmp_path / "again", builtin_data.CocoSpec(0, 4, 2, (128, 128), (128, 128)))
     for rel in (
         "annotations/instances_train.json",
         "annotations/instances_val.json",
@@ -89,7 +90,7 @@ def test_generator_is_deterministic_and_valid(data_root, tmp_path):
     ):
         assert (data_root / rel).read_bytes() == (again / rel).read_bytes(), rel
     coco = json.loads((data_root / "annotations/instances_train.json").read_text())
-    assert [c["name"] for c in coco["categories"]] == list(synthetic.CLASSES)
+    assert [c["name"] for c in coco["categories"]] == list(builtin_data.OBJECTS)
     assert len(coco["images"]) == 4 and len(coco["annotations"]) >= 4
     from pycocotools import mask as mask_utils
 
@@ -101,7 +102,7 @@ def test_generator_is_deterministic_and_valid(data_root, tmp_path):
         assert area == pytest.approx(ann["area"], rel=0.35, abs=12)  # polygon raster vs 4x visible mask
         x, y, w, h = ann["bbox"]
         assert 0 <= x and 0 <= y and x + w <= image["width"] + 1e-6 and y + h <= image["height"] + 1e-6
-    other = synthetic.generate(tmp_path / "other", num_train=1, num_val=0, seed=1, min_size=128, max_size=128)
+    other = builtin_data.generate(tmp_path / "other", builtin_data.CocoSpec(1, 1, 0, (128, 128), (128, 128)))
     assert (other / "train/000000.png").read_bytes() != (data_root / "train/000000.png").read_bytes()
 
 
@@ -109,7 +110,7 @@ def test_generator_is_deterministic_and_valid(data_root, tmp_path):
 def trained(data_root, tmp_path_factory):
     """One epoch (2 iterations) + evaluation, written by mmengine's CheckpointHook."""
     work_dir = tmp_path_factory.mktemp("work")
-    cfg = synthetic.load_config(data_root=data_root, work_dir=work_dir, options=tiny_options(max_epochs=1))
+    cfg = load_config(CONFIG, data_root=data_root, work_dir=work_dir, cfg_options=tiny_options(max_epochs=1))
     runner = Runner.from_cfg(cfg)
     runner.train()
     return work_dir, runner
@@ -169,7 +170,7 @@ def test_allow_list_is_narrow(tmp_path):
 @pytest.mark.slow
 def test_resume_from_training_checkpoint(trained, data_root, tmp_path):
     work_dir, first = trained
-    cfg = synthetic.load_config(data_root=data_root, work_dir=tmp_path, options=tiny_options(max_epochs=2))
+    cfg = load_config(CONFIG, data_root=data_root, work_dir=tmp_path, cfg_options=tiny_options(max_epochs=2))
     cfg.resume = True
     cfg.load_from = str(work_dir / "epoch_1.pth")
     runner = Runner.from_cfg(cfg)
@@ -210,7 +211,7 @@ def test_two_process_gloo_training(data_root, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHON=sys.executable, PORT=str(29600 + os.getpid() % 300))
     cmd = [
         "bash",
-        str(ROOT / "tools" / "dist_train.sh"),
+        str(REPO_ROOT / "tools" / "dist_train.sh"),
         str(CONFIG),
         "2",
         "--work-dir",
@@ -256,7 +257,7 @@ def test_train_then_test_driver(data_root, tmp_path):
     """The one driver as the demo runs it: train without validation, resume, test into its own folder."""
     from parcnetv2.openmmlab.runner import train_then_test
 
-    cfg = synthetic.load_config(data_root=data_root, work_dir=tmp_path, options=tiny_options(max_epochs=1))
+    cfg = load_config(CONFIG, data_root=data_root, work_dir=tmp_path, cfg_options=tiny_options(max_epochs=1))
     first = train_then_test(cfg, validate=False, resume=True, test_work_dir=tmp_path / "test")
     assert first["epochs"] == 1 and first["iterations"] == 2 and first["metrics"] == {}
     assert first["checkpoint"] == str(tmp_path / "epoch_1.pth")
@@ -272,7 +273,7 @@ def test_distributed_teardown_closes_the_group(tmp_path, fails):
     and lets a failure through."""
     import torch.distributed as dist
 
-    from parcnetv2.openmmlab.runner import distributed_teardown
+    from parcnetv2.openmmlab.launch import distributed_teardown
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
@@ -285,3 +286,37 @@ def test_distributed_teardown_closes_the_group(tmp_path, fails):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    "config, task",
+    [
+        (CONFIG, "coco"),
+        (REPO_ROOT / "configs/upernet/parcnetv2-xt_upernet_1xb4-2k_synthetic-ade-96x96.py", "ade"),
+    ],
+    ids=["detection", "segmentation"],
+)
+def test_train_tool_refuses_a_missing_data_root(load_tool, tmp_path, config, task):
+    """One data policy: training never generates data; a missing root is an error naming it and the
+    command that writes the set."""
+    missing = tmp_path / "nope"
+    with pytest.raises(FileNotFoundError, match=rf"{missing}.*python -m parcnetv2.builtin_data {task} --out"):
+        load_tool("train").main(
+            [str(config), "--work-dir", str(tmp_path / "work"), "--cfg-options", f"data_root={missing}"]
+        )
+    assert not missing.exists(), "nothing was generated"
+
+
+def test_train_tool_names_a_missing_data_root_in_one_line(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("PARCNETV2_DEBUG", None)
+    missing = tmp_path / "nope"
+    args = [str(CONFIG), "--work-dir", str(tmp_path / "work"), "--cfg-options", f"data_root={missing}"]
+    proc = subprocess.run(
+        [sys.executable, "tools/train.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 1, proc.stderr
+    assert f"data root {missing} is missing" in errors[0]
+    assert f"python -m parcnetv2.builtin_data coco --out {missing}`" in errors[0]

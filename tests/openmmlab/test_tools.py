@@ -14,7 +14,6 @@ import torch.nn as nn
 pytest.importorskip("mmdet")
 
 from parcnetv2.backbone import ParCNetV2  # noqa: E402
-
 from parcnetv2.openmmlab.backbone import ParCNetV2Backbone  # noqa: E402
 from parcnetv2.openmmlab.complexity import oc_direct_flops  # noqa: E402
 
@@ -57,12 +56,9 @@ class _BackboneOnly(nn.Module):
 
 def test_backbone_flops_match_the_published_count():
     """XT at 224: every matmul/conv counted (1x1 convs run as baddbmm), OC at its 2H-1 kernels = 1.55G."""
-    from mmengine.registry import init_default_scope
-
     from parcnetv2.openmmlab.complexity import measure_complexity
 
-    init_default_scope("mmdet")
-    result = measure_complexity(_BackboneOnly(arch="xt"), "mmdet", 224, 224)
+    result = measure_complexity(_BackboneOnly(arch="xt"), None, 224, 224)
     assert result.flops == pytest.approx(1.55e9, rel=0.02)  # published analytic count (head excluded)
     uncounted = {
         op for op in result.unsupported_ops if any(k in op for k in ("mm", "conv", "linear", "matmul"))
@@ -84,11 +80,8 @@ def test_flops_do_not_depend_on_the_oc_algorithm():
     force = getattr(oc_module, "force_oc_path", None)
     if force is None:
         pytest.skip("backbone has no force_oc_path")
-    from mmengine.registry import init_default_scope
-
     from parcnetv2.openmmlab.complexity import measure_complexity
 
-    init_default_scope("mmdet")
     model = nn.Module()
     model.backbone = ParCNetV2Backbone(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32))
 
@@ -103,7 +96,7 @@ def test_flops_do_not_depend_on_the_oc_algorithm():
     results = {}
     for path in ("direct", "gemm"):
         with force(path):
-            results[path] = measure_complexity(Wrapper(), "mmdet", 64, 96)
+            results[path] = measure_complexity(Wrapper(), None, 64, 96)
     assert results["direct"].flops == results["gemm"].flops
     assert results["direct"].oc_flops == results["gemm"].oc_flops > 0
 
@@ -142,3 +135,35 @@ def test_benchmark_fixed_shape(load_tool, capsys):
         ]
     )
     assert result["fps"] > 0 and "img/s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "config, what",
+    [
+        ("configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py", "extract_feat"),
+        ("configs/upernet/parcnetv2-xt_upernet_1xb4-2k_synthetic-ade-96x96.py", "encode_decode"),
+    ],
+    ids=["detection", "segmentation"],
+)
+def test_exported_part_is_the_task_s(config, what):
+    """``export_onnx.py --config``'s module comes from the config's task: the detector's backbone + FPN
+    maps, the segmentor's logits at the input size (pooling as matmuls, the same values)."""
+    from parcnetv2.deploy import build_openmmlab_part
+
+    module, description = build_openmmlab_part(str(ROOT / config))
+    assert what in description and not module.training
+    x = torch.randn(1, 3, 75, 101)
+    with torch.no_grad():
+        out = module(x)
+        if what == "encode_decode":
+            from mmengine.config import Config
+
+            from parcnetv2.openmmlab.runner import build_bare_model
+
+            reference = build_bare_model(Config.fromfile(str(ROOT / config))).eval()  # torch's pooling
+            reference.load_state_dict(module.segmentor.state_dict())
+            assert out.shape == (1, reference.decode_head.num_classes, 75, 101)
+            expected = reference.encode_decode(x, [dict(img_shape=(75, 101))])
+            assert torch.allclose(out, expected, atol=1e-5)
+        else:
+            assert len(out) == 5 and out[0].shape[:2] == (1, 128)
