@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from parcnetv2.backbone.checkpoint import CheckpointError, load_checkpoint_into, read_checkpoint
 
+from parcnetv2.backbone.checkpoint import CheckpointError, load_checkpoint_into, read_checkpoint
 from parcnetv2.fileio import atomic_save, atomic_write, remove_stale_temp_files
 
 from .distributed import all_gather_objects

@@ -7,12 +7,13 @@ import logging
 from typing import Any
 
 import torch
-from parcnetv2.backbone.checkpoint import CheckpointError
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
+
+from parcnetv2.backbone.checkpoint import CheckpointError
 
 from .checkpointing import schedule_changed
 

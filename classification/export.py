@@ -32,7 +32,6 @@ from parcnetv2.backbone.checkpoint import (
     strip_prefixes,
     unwrap_state_dict,
 )
-
 from parcnetv2.cli import add_debug_argument, run_cli
 from parcnetv2.fileio import atomic_save, atomic_write, atomic_write_folder
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import timm
 import torch.nn as nn
-from parcnetv2.backbone import MIN_INPUT_SIZE
 from timm.data import resolve_data_config
 
 import parcnetv2  # noqa: F401  (registers the ParCNetV2 models in timm)
+from parcnetv2.backbone import MIN_INPUT_SIZE
 
 from .data import input_size_3d
 

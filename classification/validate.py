@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from parcnetv2.backbone.checkpoint import CheckpointError, load_checkpoint_into
-
 from parcnetv2.cli import run_cli
 from parcnetv2.fileio import atomic_write
 

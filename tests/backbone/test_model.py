@@ -7,9 +7,9 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
-from parcnetv2.backbone import CheckpointError, OversizedConv2d, ParCNetV2, load_checkpoint_into
 
 import parcnetv2  # noqa: F401  (registers the timm models)
+from parcnetv2.backbone import CheckpointError, OversizedConv2d, ParCNetV2, load_checkpoint_into
 
 VARIANT_PARAMS_M = {
     "parcnetv2_xt": 7.43,

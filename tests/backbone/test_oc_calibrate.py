@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+
 from parcnetv2.backbone import oc_calibrate, oc_cost
 from parcnetv2.backbone.oc_calibrate import (
     agreement,

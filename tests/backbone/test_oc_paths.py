@@ -8,6 +8,7 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
+
 from parcnetv2.backbone import OversizedConv2d, ParCNetV2, oversized_conv
 from parcnetv2.backbone.layers import (
     gelu_gate,

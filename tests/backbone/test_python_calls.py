@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from parcnetv2.backbone import OversizedConv2d
 
 PROJECT = Path(__file__).resolve().parents[2]

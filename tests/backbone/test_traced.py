@@ -4,10 +4,10 @@ dynamic sizes, and the values of the traced formulation against eager."""
 import pytest
 import timm
 import torch
-from parcnetv2.backbone import ParCNetV2
 from torch._dynamo.testing import CompileCounterWithBackend
 
 import parcnetv2  # noqa: F401  (registers the timm models)
+from parcnetv2.backbone import ParCNetV2
 from parcnetv2.deploy import check_onnx, check_program, export_onnx, export_program
 
 SMALL = dict(depths=(1, 1, 1, 1), dims=(16, 32, 48, 64))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from parcnetv2.classification import args
 
 RECIPE = args.CONFIG_DIR / "imagenet_parcnetv2_tiny.yaml"

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from parcnetv2.backbone import CheckpointError
-from parcnetv2.classification import checkpointing, engine, export, train
 
 from parcnetv2 import builtin_data, fileio
+from parcnetv2.backbone import CheckpointError
+from parcnetv2.classification import checkpointing, engine, export, train
 
 SPEC = builtin_data.ClsSpec(
     seed=11, image_size=32, train_per_class=4, val_per_class=2, classes=("circle", "square", "stripes")

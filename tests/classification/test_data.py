@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from parcnetv2.classification import args, checkpointing, data, export, folder_scan
-from parcnetv2.classification.distributed import DistInfo
-from parcnetv2.classification.engine import accumulation_groups
 from PIL import Image
 
 from parcnetv2 import builtin_data, fileio
+from parcnetv2.classification import args, checkpointing, data, export, folder_scan
+from parcnetv2.classification.distributed import DistInfo
+from parcnetv2.classification.engine import accumulation_groups
 
 CPU = DistInfo(torch.device("cpu"))
 TINY = builtin_data.ClsSpec(
@@ -326,8 +326,9 @@ def test_progress_lines_and_terminal_bar(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_no_weight_decay_on_norms_biases_and_scales() -> None:
-    from parcnetv2.classification.modeling import create_classifier
     from timm.optim import create_optimizer_v2
+
+    from parcnetv2.classification.modeling import create_classifier
 
     model = create_classifier("parcnetv2_xt", 3, model_kwargs=dict(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32)))
     optimizer = create_optimizer_v2(model, opt="adamw", lr=4e-3, weight_decay=0.05)

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+
+from parcnetv2 import builtin_data
 from parcnetv2.backbone import CheckpointError, load_checkpoint_into
 from parcnetv2.classification import export, train, validate
 from parcnetv2.classification.args import CONFIG_DIR
 from parcnetv2.classification.folder_scan import DataError
-
-from parcnetv2 import builtin_data
 from parcnetv2.fileio import WriteError
 
 RECIPE = ["-c", str(CONFIG_DIR / "imagenet_parcnetv2_tiny.yaml")]  # the published recipe, scaled down below

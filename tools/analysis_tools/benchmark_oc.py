@@ -42,11 +42,11 @@ from collections.abc import Callable, Sequence
 
 import timm
 import torch
+
+import parcnetv2  # noqa: F401  (registers the ParCNetV2 models in timm)
 from parcnetv2.backbone.oc_cost import PATHS
 from parcnetv2.backbone.oc_plan import plan_oc_paths
 from parcnetv2.backbone.oversized_conv import force_oc_path, oversized_conv
-
-import parcnetv2  # noqa: F401  (registers the ParCNetV2 models in timm)
 from parcnetv2.cli import add_debug_argument, run_cli
 
 TINY_DIMS = (64, 128, 320, 512)

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 import torch
+
 from parcnetv2.backbone.oc_calibrate import (
     calibrate_oc,
     calibration_shapes,
@@ -25,7 +26,6 @@ from parcnetv2.backbone.oc_calibrate import (
     stage_paths_table,
     summary,
 )
-
 from parcnetv2.cli import add_debug_argument, run_cli
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import timm
 import torch
+
+import parcnetv2  # noqa: F401  (registers the models)
 from parcnetv2.backbone.oc_calibrate import (
     calibrate_oc,
     calibration_shapes,
@@ -38,8 +40,6 @@ from parcnetv2.backbone.oc_calibrate import (
     summary,
 )
 from parcnetv2.backbone.oversized_conv import oc_matmul, oversized_conv
-
-import parcnetv2  # noqa: F401  (registers the models)
 from parcnetv2.cli import add_debug_argument, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
