@@ -16,12 +16,12 @@ import argparse
 import os
 import signal
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import yaml
 from timm.utils import ParseKwargs
 
+from parcnetv2 import REPO_ROOT
 from parcnetv2.cli import add_debug_argument
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "resolve_input_size",
 ]
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "classification"
+CONFIG_DIR = REPO_ROOT / "configs" / "classification"
 """The recipe files: ``imagenet_parcnetv2_tiny.yaml`` (published) and ``builtin.yaml`` (built-in data)."""
 
 PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1")

@@ -184,8 +184,8 @@ def test_disk_full_while_saving_then_resume(load_tool, seg_data: Path, tmp_path:
     assert checkpoint_meta(tmp_path / "iter_2.pth")["iter"] == 2
 
     monkeypatch.undo()
-    runner = train.main([*argv[:1], "--resume", *argv[1:]])
-    assert runner.iter == 4 and last_checkpoint(tmp_path) == str(tmp_path / "iter_4.pth")
+    result = train.main([*argv[:1], "--resume", *argv[1:]])
+    assert result["iterations"] == 4 and last_checkpoint(tmp_path) == str(tmp_path / "iter_4.pth")
     assert sorted(p.name for p in tmp_path.glob("*.pth*")) == ["iter_4.pth"]
 
 
