@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from parcnetv2 import REPO_ROOT
+from parcnetv2.classification.preemption import PREEMPTED_STATUS
 
 from .context import Context, say
 from .downstream import both_metrics, downstream, runs_record
@@ -69,11 +70,15 @@ def stage_classification(ctx: Context) -> dict[str, Any]:
     run_dir = ctx.out / "classification"
     argv = ["-c", str(CLASSIFICATION_RECIPE), "--data-dir", ctx.results["data"]["cls"]]
     argv += ["--epochs", str(ctx.budget.cls_epochs), "--output", str(run_dir)]
-    last = run_dir / "last.pth.tar"
-    if last.is_file():
+    # a preemption signal leaves recovery.pth.tar (mid-epoch), a kill the last epoch's last.pth.tar
+    last = next((p for p in (run_dir / "recovery.pth.tar", run_dir / "last.pth.tar") if p.is_file()), None)
+    if last is not None:
         say(f"resuming the interrupted classification run from {last}")
         argv += ["--resume", str(last)]
     run = train_classifier(argv)
+    if run["stopped"]:
+        say(f"stopped by a signal with {run['checkpoints']['resume_from']}: run the demo again to continue")
+        raise SystemExit(PREEMPTED_STATUS)
     metrics = run["metrics"]
     return dict(
         model=yaml.safe_load(CLASSIFICATION_RECIPE.read_text())["model"],
