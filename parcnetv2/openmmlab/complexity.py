@@ -62,15 +62,11 @@ def _forward_bound(model: nn.Module, data_samples: list) -> Iterator[None]:
 
 
 def _oc_kernel_lengths(module: OversizedConv2d, height: int, width: int) -> tuple[int, int]:
-    kernels_for = getattr(module, "kernels_for", None)
-    if kernels_for is not None:
-        weight_h, weight_w = kernels_for(height, width)
-        taps_h, taps_w = weight_h.shape[2], weight_w.shape[3]
-    elif getattr(module, "mode", "adaptive") == "adaptive":
-        taps_h, taps_w = 2 * height - 1, 2 * width - 1
-    else:
-        taps_h = taps_w = module.kernel_size
-    return min(taps_h, 2 * height - 1), min(taps_w, 2 * width - 1)
+    """The taps an OC applies to an H x W input: 2H - 1 / 2W - 1 (adaptive), else its stored kernel's,
+    cropped to the 2n - 1 that meet the input."""
+    if module.mode == "adaptive":
+        return 2 * height - 1, 2 * width - 1
+    return min(module.kernel_size, 2 * height - 1), min(module.kernel_size, 2 * width - 1)
 
 
 def oc_direct_flops(model: nn.Module, run: Any) -> dict[str, int]:
