@@ -194,8 +194,7 @@ def _probe(python: str, cwd: str, threads: int, steps: int) -> dict:
 
 def overhead_table(baseline: str | None, runs: int, threads: int, steps: int = 15) -> None:
     """(0): Python calls of one OC forward at a seen input, and the XT 32 px training step, per checkout."""
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    checkouts = {"this checkout": (sys.executable, here)}
+    checkouts = {"this checkout": (sys.executable, str(parcnetv2.REPO_ROOT))}
     if baseline:
         checkouts = {"baseline": (os.path.join(baseline, ".venv", "bin", "python"), baseline), **checkouts}
     results: dict[str, list[dict]] = {name: [] for name in checkouts}

@@ -32,6 +32,7 @@ import timm
 import torch
 
 import parcnetv2  # noqa: F401  (registers the models)
+from parcnetv2 import REPO_ROOT
 from parcnetv2.backbone.oc_calibrate import (
     calibrate_oc,
     calibration_shapes,
@@ -42,8 +43,7 @@ from parcnetv2.backbone.oc_calibrate import (
 from parcnetv2.backbone.oversized_conv import oc_matmul, oversized_conv
 from parcnetv2.cli import add_debug_argument, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
-SYNTHETIC_DET = ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
+SYNTHETIC_DET = REPO_ROOT / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 5e-2}
 
 
