@@ -31,8 +31,9 @@ import timm
 import torch
 from benchmark_oc import _feature_step, _peak_in_subprocess, machine, run_times
 
+import parcnetv2  # noqa: F401  (registers the ParCNetV2 models in timm)
 from parcnetv2.cli import add_debug_argument, run_cli
-from parcnetv2.deploy import build_classifier, export_onnx
+from parcnetv2.deploy import export_onnx
 
 TARGET = 1.1
 """Every ratio this benchmark prints: ParCNetV2-T / convnext_tiny at most this."""
@@ -64,6 +65,16 @@ def _header(title: str, unit: str = "time") -> None:
     print("|---|---|---|---|---|---|---|")
 
 
+def model_pair(features_only: bool, train: bool) -> dict[str, torch.nn.Module]:
+    """ParCNetV2-T and convnext_tiny (seeded random weights), in training or eval mode."""
+    torch.manual_seed(0)
+    names = {"ParCNetV2-T": "parcnetv2_tiny", "convnext_tiny": "convnext_tiny"}
+    return {
+        label: timm.create_model(name, features_only=features_only).train(train)
+        for label, name in names.items()
+    }
+
+
 def _session(path: Path, threads: int) -> Callable[[object], object]:
     """``run(x)``: onnxruntime's CPU provider running ``path`` on a float32 array."""
     import onnxruntime as ort
@@ -81,12 +92,7 @@ def onnx_table(workdir: Path, threads: int, repeats: int, fixed_size: bool) -> d
     _header("onnxruntime (CPU provider), batch 1: ParCNetV2-T vs timm convnext_tiny")
     ratios = {}
     for what, (height, width) in ONNX_CASES:
-        features_only = what == "features_only"
-        torch.manual_seed(0)
-        models = {
-            "ParCNetV2-T": build_classifier("parcnetv2_tiny", features_only=features_only),
-            "convnext_tiny": timm.create_model("convnext_tiny", features_only=features_only).eval(),
-        }
+        models = model_pair(features_only=what == "features_only", train=False)
         files = {}
         for name, model in models.items():
             files[name] = export_onnx(model, workdir / f"{name}_{what}.onnx").path
@@ -112,11 +118,7 @@ def onnx_table(workdir: Path, threads: int, repeats: int, fixed_size: bool) -> d
 def training_rows(repeats: int) -> dict[str, float]:
     """Eager forward+backward under bf16 autocast (``features_only``), both models interleaved."""
     _header("Training step under bf16 autocast (eager, features_only, forward+backward)")
-    torch.manual_seed(0)
-    models = {
-        "ParCNetV2-T": timm.create_model("parcnetv2_tiny", features_only=True).train(),
-        "convnext_tiny": timm.create_model("convnext_tiny", features_only=True).train(),
-    }
+    models = model_pair(features_only=True, train=True)
     ratios = {}
     for batch, height, width in TRAIN_CASES:
         x = torch.randn(batch, 3, height, width)
