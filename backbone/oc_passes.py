@@ -8,8 +8,9 @@ Three exact paths, picked per pass by the cost model (:mod:`.oc_cost`):
 * ``gemm``: ``y = T @ x`` with the Toeplitz matrix ``T[i, j] = w[j - i + K // 2]`` (zero outside the
   band), one n x n matrix per channel. In eager PyTorch :class:`ToeplitzConv1d` builds T as strided
   windows of the kernel (:func:`toeplitz_windows`) and its backward is two more matmuls, with T
-  rebuilt rather than saved; tracers record :func:`toeplitz_pass` (a gather with no branch on
-  sizes, :func:`toeplitz`, and a matmul that autograd differentiates);
+  rebuilt rather than saved; tracers record :func:`toeplitz_pass` (T built with no branch on sizes
+  by :func:`toeplitz` -- copies of the kernel for adaptive kernels, a masked gather otherwise -- and a
+  matmul that autograd differentiates);
 * ``fft``: real FFTs of a length that covers the full linear convolution (no wrap-around).
 
 The eager passes take ready kernels (the plan resized and cropped them): no checks, no copies.
@@ -111,7 +112,7 @@ def toeplitz_product(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.T
 def toeplitz_pass(x: torch.Tensor, weight: torch.Tensor, dim: int, full: bool = False) -> torch.Tensor:
     """Depthwise 'same' correlation of NCHW ``x`` with a (C, K) kernel along ``dim`` as one plain matmul.
 
-    The traceable formulation (autograd differentiates the gather and the matmul); any ``K``
+    The traceable formulation (autograd differentiates T's build and the matmul); any ``K``
     (``full``: K = 2n - 1, see :func:`toeplitz`).
     """
     if dim == 2:  # (C, H, H) @ (B, C, H, W)
