@@ -84,18 +84,24 @@ _LN_EPS = 1e-30
 
 
 @register_notrace_function  # a leaf for FX (its dtype test): timm's tracer, and plain FX via fx.wrap below
-def l2_layer_norm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def l2_layer_norm_reference(
+    x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, ln_eps: float = _LN_EPS
+) -> torch.Tensor:
     """``(x - mean(x)) / max(||x - mean(x)||_2, eps) * weight`` over the last axis, in standard ops.
 
-    The plain formulation (what tracers and exporters see). Half-precision inputs are normalised in
-    float32 and cast back.
+    The plain formulation (what tracers and exporters see): one ``native_layer_norm`` with
+    ``weight / sqrt(C)`` (exporters record ``LayerNormalization``), whose ``rstd = sqrt(C) / ||centred||``
+    gives the clamp as the per-row factor ``min(1, ||centred|| / eps)``; values equal the formula's
+    everywhere, the gradient wherever the norm is not below ``eps``. Half-precision inputs are
+    normalised in float32 and cast back.
     """
     dtype = x.dtype
     if dtype == torch.float16 or dtype == torch.bfloat16:
         x = x.float()
-    centred = x - x.mean(dim=-1, keepdim=True)
-    norm = torch.linalg.vector_norm(centred, dim=-1, keepdim=True).clamp_min(eps)
-    return (centred / norm * weight.to(x.dtype)).to(dtype)
+    channels = x.shape[-1]
+    scale = weight.to(x.dtype) * channels**-0.5
+    out, _, rstd = torch.native_layer_norm(x, [channels], scale, None, ln_eps)
+    return (out * (rstd * (eps * channels**-0.5)).reciprocal().clamp_max(1.0)).to(dtype)
 
 
 torch.fx.wrap("l2_layer_norm_reference")

@@ -8,8 +8,9 @@ Three exact paths, picked per pass by the cost model (:mod:`.oc_cost`):
 * ``gemm``: ``y = T @ x`` with the Toeplitz matrix ``T[i, j] = w[j - i + K // 2]`` (zero outside the
   band), one n x n matrix per channel. In eager PyTorch :class:`ToeplitzConv1d` builds T as strided
   windows of the kernel (:func:`toeplitz_windows`) and its backward is two more matmuls, with T
-  rebuilt rather than saved; tracers record :func:`toeplitz_pass` (a gather with no branch on
-  sizes, :func:`toeplitz`, and a matmul that autograd differentiates);
+  rebuilt rather than saved; tracers record :func:`toeplitz_pass` (T built with no branch on sizes
+  by :func:`toeplitz` -- copies of the kernel for adaptive kernels, a masked gather otherwise -- and a
+  matmul that autograd differentiates);
 * ``fft``: real FFTs of a length that covers the full linear convolution (no wrap-around).
 
 The eager passes take ready kernels (the plan resized and cropped them): no checks, no copies.
@@ -51,20 +52,39 @@ def _toeplitz_index(n: int, device: torch.device) -> torch.Tensor:
     return (steps[None, :] - steps[:, None] + (n - 1)).reshape(-1)
 
 
-def toeplitz(weight: torch.Tensor, n: int, full: bool = False) -> torch.Tensor:
+def toeplitz(weight: torch.Tensor, n: int, full: bool = False, transposed: bool = False) -> torch.Tensor:
     """The (C, n, n) matrices ``T[c, i, j] = weight[c, j - i + K // 2]`` (zero outside) of a (C, K) kernel.
 
-    Built by index arithmetic and one gather, with no branch on ``n`` or ``K``: traceable at a
-    symbolic ``n`` (torch.compile, torch.export, ONNX, FX, TorchScript). ``full``: the caller
-    guarantees K = 2n - 1 (adaptive kernels), so no index falls outside and the gather needs no mask.
+    No branch on ``n`` or ``K``: traceable at a symbolic ``n`` (torch.compile, torch.export, ONNX,
+    FX, TorchScript). ``full``: the caller guarantees K = 2n - 1 (adaptive kernels): T is then built
+    by copies alone (:func:`_toeplitz_full`), else by a masked gather. ``transposed``: ``T^T``
+    built as such (the Toeplitz matrix of the reversed kernel), not a transposed view that exporters
+    would record as a ``Transpose``.
     """
+    if transposed:
+        weight = weight.flip(-1)
+    if full:
+        return _toeplitz_full(weight, n)
     taps = weight.shape[-1]
     steps = torch.arange(n, device=weight.device)
     index = steps[None, :] - steps[:, None] + taps // 2
-    if full:
-        return weight[:, index]
     index = torch.where((index >= 0) & (index < taps), index, taps)  # taps: the appended zero
     return F.pad(weight, (0, 1))[:, index]
+
+
+def _toeplitz_full(weight: torch.Tensor, n: int) -> torch.Tensor:
+    """:func:`toeplitz` of a (C, 2n - 1) kernel by broadcast, reshapes and slices alone.
+
+    With ``e`` the kernel and one zero (period 2n), n + 1 copies of ``e`` laid end to end and read
+    from tap n - 1 in rows of 2n - 1 give ``e[(n - 1 - i + j) mod 2n] = w[j - i + n - 1]`` at
+    (i, j < n): each row starts one tap earlier. Exporters record plain copies (``Expand``,
+    ``Reshape``, ``Slice``): no index tensor, no gather, no transpose; and no size that can be 0 or
+    1 at a symbolic ``n`` (which torch.export would specialise).
+    """
+    channels, period = weight.shape[0], 2 * n
+    extended = torch.cat((weight, weight.new_zeros(channels, 1)), 1)
+    copies = extended[:, None, :].expand(channels, n + 1, period).reshape(channels, (n + 1) * period)
+    return copies[:, n - 1 : n - 1 + n * (period - 1)].reshape(channels, n, period - 1)[:, :, :n]
 
 
 def toeplitz_windows(weight: torch.Tensor, n: int) -> torch.Tensor:
@@ -92,10 +112,12 @@ def toeplitz_product(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.T
 def toeplitz_pass(x: torch.Tensor, weight: torch.Tensor, dim: int, full: bool = False) -> torch.Tensor:
     """Depthwise 'same' correlation of NCHW ``x`` with a (C, K) kernel along ``dim`` as one plain matmul.
 
-    The traceable formulation (autograd differentiates the gather and the matmul); any ``K``
+    The traceable formulation (autograd differentiates T's build and the matmul); any ``K``
     (``full``: K = 2n - 1, see :func:`toeplitz`).
     """
-    return toeplitz_product(x, toeplitz(weight, x.shape[dim], full), dim)
+    if dim == 2:  # (C, H, H) @ (B, C, H, W)
+        return torch.matmul(toeplitz(weight, x.shape[2], full), x)
+    return torch.matmul(x, toeplitz(weight, x.shape[3], full, transposed=True))  # (B, C, H, W) @ (C, W, W)
 
 
 def _diagonal_sums(gram: torch.Tensor, taps: int) -> torch.Tensor:

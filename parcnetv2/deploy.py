@@ -65,13 +65,16 @@ class ExportReport:
         return [f"{head} in {self.seconds:.0f} s", *checks]
 
 
-def dynamic_shapes(max_size: int = 4096) -> dict[str, dict[int, Any]]:
-    """Dynamic batch, height and width for an image input named ``x``."""
+def dynamic_shapes(max_size: int = 4096, fixed_size: bool = False) -> dict[str, dict[int, Any]]:
+    """Dynamic batch, height and width for an image input named ``x`` (``fixed_size``: batch only)."""
     from torch.export import Dim
 
+    batch = {0: Dim("batch", min=1, max=1024)}
+    if fixed_size:
+        return {"x": batch}
     return {
         "x": {
-            0: Dim("batch", min=1, max=1024),
+            **batch,
             2: Dim("height", min=MIN_EXPORT_SIZE, max=max_size),
             3: Dim("width", min=MIN_EXPORT_SIZE, max=max_size),
         }
@@ -157,17 +160,32 @@ def check_program(
     return errors
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int | None = None) -> ExportReport:
-    """Export ``model`` to ONNX with dynamic batch, height and width (``torch.onnx.export(dynamo=True)``)."""
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    opset: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> ExportReport:
+    """Export ``model`` to ONNX (``torch.onnx.export(dynamo=True)``) with dynamic batch, height and width.
+
+    ``size`` (H, W): a fixed-size export instead (batch stays dynamic). Everything that depends on
+    the size and the weights alone -- the OC's resized kernels and Toeplitz matrices -- is then
+    constant: onnxruntime folds it once when it loads the model rather than at every inference.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if size is not None and min(size) < MIN_EXPORT_SIZE:
+        raise ValueError(
+            f"export size must be at least {MIN_EXPORT_SIZE}x{MIN_EXPORT_SIZE}, got {size[0]}x{size[1]}"
+        )
+    example = _example() if size is None else _example(2, *size)  # batch 2: torch.export specialises 1
     start = time.perf_counter()
     with torch.no_grad():
         program = torch.onnx.export(
             model,
-            (_example(),),
+            (example,),
             input_names=["x"],
-            dynamic_shapes=dynamic_shapes(),
+            dynamic_shapes=dynamic_shapes(fixed_size=size is not None),
             opset_version=opset,
             dynamo=True,
             verbose=False,

@@ -13,6 +13,7 @@ from parcnetv2.backbone import OversizedConv2d, ParCNetV2, oversized_conv
 from parcnetv2.backbone.layers import (
     gelu_gate,
     l2_layer_norm,
+    l2_layer_norm_reference,
     linear_add,
     pointwise_to_channels_first,
     pointwise_to_channels_last,
@@ -169,8 +170,11 @@ def test_toeplitz_matrix_definition(build):
                 tap = j - i + 3
                 expected = weight[:, tap] if 0 <= tap < 7 else torch.zeros(3)
                 torch.testing.assert_close(matrix[:, i, j], expected, rtol=0, atol=0)
-    full = torch.randn(3, 9)  # K = 2n - 1 exactly: the unmasked gather
-    torch.testing.assert_close(toeplitz(full, 5, full=True), toeplitz(full, 5), rtol=0, atol=0)
+    for n in (1, 2, 5, 8):  # K = 2n - 1 exactly: built by copies alone; T^T as the reversed kernel's
+        full = torch.randn(3, 2 * n - 1)
+        torch.testing.assert_close(toeplitz(full, n, full=True), toeplitz(full, n), rtol=0, atol=0)
+        transposed = toeplitz(full, n, full=True, transposed=True)
+        torch.testing.assert_close(transposed, toeplitz(full, n).mT, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("mode", ("adaptive", "fixed"))
@@ -285,7 +289,8 @@ def test_paths_match_direct_cuda():
 
 
 # ------------------------------------------------------------------------ the layers around the OC
-def test_l2_layer_norm_is_the_published_formula():
+@pytest.mark.parametrize("norm", [l2_layer_norm, l2_layer_norm_reference], ids=["eager", "traced"])
+def test_l2_layer_norm_is_the_published_formula(norm):
     torch.manual_seed(0)
     x = torch.randn(3, 5, 32, dtype=torch.float64, requires_grad=True)
     x.data[0, 0] = 0.0  # a zero row: the clamp gives 0
@@ -293,7 +298,7 @@ def test_l2_layer_norm_is_the_published_formula():
     weight = torch.randn(32, dtype=torch.float64, requires_grad=True)
     centred = x - x.mean(-1, keepdim=True)
     reference = centred / centred.norm(2, -1, keepdim=True).clamp_min(1e-6) * weight
-    out = l2_layer_norm(x, weight)
+    out = norm(x, weight)
     torch.testing.assert_close(out, reference)
     grad = torch.randn_like(out)
     ours = torch.autograd.grad(out, (x, weight), grad)
@@ -301,6 +306,12 @@ def test_l2_layer_norm_is_the_published_formula():
     torch.testing.assert_close(ours[0][1:], theirs[0][1:])  # gradient equal wherever the norm >= eps
     torch.testing.assert_close(ours[0][0, 0], theirs[0][0, 0])  # and at exactly zero rows
     torch.testing.assert_close(ours[1], theirs[1])
+
+
+def test_l2_layer_norm_reference_scripts():
+    x, weight = torch.randn(2, 4, 16), torch.randn(16)
+    scripted = torch.jit.script(l2_layer_norm_reference)
+    torch.testing.assert_close(scripted(x, weight), l2_layer_norm_reference(x, weight))
 
 
 def test_pointwise_layout_changes_are_1x1_convs():

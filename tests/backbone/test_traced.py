@@ -123,3 +123,25 @@ def test_onnx_dynamic_sizes_match_pytorch(tmp_path):
 
     ops = {node.op_type for node in onnx.load(report.path).graph.node}
     assert "MatMul" in ops and not any(op.startswith(("ATen", "Py")) for op in ops)  # standard ops only
+    # Toeplitz matrices by copies (no gather), the norms as fused LayerNormalization
+    assert not ops & {"Gather", "GatherND", "GatherElements"} and "LayerNormalization" in ops
+    assert "ReduceL2" not in ops
+
+
+def test_onnx_fixed_size_matches_pytorch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+
+    model = small_classifier()
+    report = export_onnx(model, tmp_path / "fixed.onnx", size=(97, 45))
+    errors = check_onnx(report.path, model, sizes=((97, 45),), batch=3)  # batch stays dynamic
+    assert max(errors.values()) < 1e-4, errors
+    # onnxruntime folds the kernel resizing and the Toeplitz build into constants when it loads the model
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(tmp_path / "folded.onnx")
+    ort.InferenceSession(str(report.path), options, providers=["CPUExecutionProvider"])
+    ops = {node.op_type for node in onnx.load(tmp_path / "folded.onnx").graph.node}
+    assert "MatMul" in ops and not ops & {"Range", "Expand", "Slice", "Concat"}, ops
+    with pytest.raises(ValueError, match="at least 35x35"):
+        export_onnx(model, tmp_path / "small.onnx", size=(32, 64))

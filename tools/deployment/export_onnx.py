@@ -3,9 +3,12 @@
     python tools/deployment/export_onnx.py OUT.onnx --model parcnetv2_xt [--checkpoint CKPT] [--features-only]
     python tools/deployment/export_onnx.py OUT.onnx --config CONFIG [--checkpoint CKPT]
 
-Batch, height and width are dynamic (height and width from 35 px). The export is run by onnxruntime
-at each ``--check`` size (default 224x224, 256x320 and 193x161) against PyTorch; a difference above
-``--rtol`` (relative to the output's largest value) is an error. See ``parcnetv2/deploy.py``.
+Batch, height and width are dynamic (height and width from 35 px); ``--size HxW`` exports for that
+one size instead (batch stays dynamic; onnxruntime folds the OC's kernels and Toeplitz matrices into
+constants when it loads the model: faster, larger in memory). The export is run by onnxruntime at
+each ``--check`` size (default 224x224, 256x320 and 193x161; with ``--size``, that size) against
+PyTorch; a difference above ``--rtol`` (relative to the output's largest value) is an error. See
+``parcnetv2/deploy.py``.
 """
 
 import argparse
@@ -46,13 +49,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     parser.add_argument(
-        "--check", type=_size, nargs="+", default=list(CHECK_SIZES), help="HxW sizes to verify"
+        "--size", type=_size, default=None, help="HxW: a fixed-size export (default: any size)"
     )
+    parser.add_argument("--check", type=_size, nargs="+", default=None, help="HxW sizes to verify")
     parser.add_argument("--rtol", type=float, default=1e-4, help="largest accepted relative difference")
     add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.features_only and not args.model:
         parser.error("--features-only goes with --model")
+    if args.check is None:
+        args.check = [args.size] if args.size else list(CHECK_SIZES)
+    elif args.size and any(size != args.size for size in args.check):
+        parser.error(f"a --size {args.size[0]}x{args.size[1]} export is checked at that size only")
     return args
 
 
@@ -63,9 +71,12 @@ def main(argv: Sequence[str] | None = None) -> ExportReport:
         what = f"{args.model}{' features_only' if args.features_only else ''}"
     else:
         model, what = build_openmmlab_part(args.config, args.checkpoint)
-    report = export_onnx(model, args.output, args.opset)
+    report = export_onnx(model, args.output, args.opset, args.size)
     report.errors = check_onnx(report.path, model, args.check)
-    print(f"{what}: dynamic batch, height and width (>= 35)")
+    if args.size:
+        print(f"{what}: dynamic batch, fixed size {args.size[0]}x{args.size[1]}")
+    else:
+        print(f"{what}: dynamic batch, height and width (>= 35)")
     print("\n".join(report.lines()))
     worst = max(report.errors.values())
     if worst > args.rtol:
