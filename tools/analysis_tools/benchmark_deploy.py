@@ -8,8 +8,8 @@
 width), the classifier at 224x224 and the ``features_only`` backbone at 800x1333, batch 1;
 ``--fixed-size`` adds ParCNetV2-T exported at that one size (its OC kernels and Toeplitz matrices
 folded into constants). (2) The eager training step (forward+backward) under bf16 autocast at 224x224
-batch 8 and 800x1333 batch 1. (3) The training peak memory at 800x1333 batch 2 (fp32), each run in
-a fresh process (see ``benchmark_oc.py``).
+batch 8 and 800x1333 batch 1 and 2, also in fp32 (target 1.2x). (3) The training peak memory at
+800x1333 batch 2 (fp32), each run in a fresh process (see ``benchmark_common.py``).
 
 Every row is ``--repeats`` runs, the compared models interleaved run by run; it prints the median
 time of each and the median and spread (min-max) of the per-run ratio ParCNetV2-T / convnext_tiny,
@@ -29,26 +29,28 @@ from pathlib import Path
 
 import timm
 import torch
-from benchmark_oc import _feature_step, _peak_in_subprocess, machine, run_times
+from benchmark_common import feature_step, machine, peak_in_subprocess, run_times
 
 import parcnetv2  # noqa: F401  (registers the ParCNetV2 models in timm)
 from parcnetv2.cli import add_debug_argument, run_cli
 from parcnetv2.deploy import export_onnx
 
 TARGET = 1.1
-"""Every ratio this benchmark prints: ParCNetV2-T / convnext_tiny at most this."""
+"""Every ratio this benchmark prints: ParCNetV2-T / convnext_tiny at most this (issue 28), but fp32
+training, whose target stays ``FP32_TRAIN_TARGET``."""
+FP32_TRAIN_TARGET = 1.2
 ONNX_CASES = (("classifier", (224, 224)), ("features_only", (800, 1333)))
-TRAIN_CASES = ((8, 224, 224), (1, 800, 1333))
+TRAIN_CASES = ((8, 224, 224), (1, 800, 1333), (2, 800, 1333))
 
 
-def ratio_row(label: str, times: dict[str, list[float]], unit: str = "ms") -> float:
+def ratio_row(label: str, times: dict[str, list[float]], unit: str = "ms", target: float = TARGET) -> float:
     """Print one table row (median of each, median and spread of the per-run ratio); the ratio."""
     ours, theirs = times["ParCNetV2-T"], times["convnext_tiny"]
     ratios = sorted(a / b for a, b in zip(ours, theirs, strict=True))
     ratio = statistics.median(ratios)
     scale = 1e3 if unit == "ms" else 1.0
     ours_text, theirs_text = (f"{statistics.median(t) * scale:.0f} {unit}" for t in (ours, theirs))
-    met = "yes" if ratio <= TARGET else "no"
+    met = f"yes (<= {target}x)" if ratio <= target else f"no (> {target}x)"
     print(
         f"| {label} | {ours_text} | {theirs_text} | {ratio:.2f}x | {ratios[0]:.2f}-{ratios[-1]:.2f}x "
         f"| {len(ratios)} | {met} |",
@@ -60,7 +62,7 @@ def ratio_row(label: str, times: dict[str, list[float]], unit: str = "ms") -> fl
 def _header(title: str, unit: str = "time") -> None:
     print(f"\n## {title}\n")
     print(
-        f"| row | ParCNetV2-T {unit} | convnext_tiny {unit} | ratio (median) | spread | runs | <= {TARGET}x |"
+        f"| row | ParCNetV2-T {unit} | convnext_tiny {unit} | ratio (median) | spread | runs | target met |"
     )
     print("|---|---|---|---|---|---|---|")
 
@@ -116,23 +118,26 @@ def onnx_table(workdir: Path, threads: int, repeats: int, fixed_size: bool) -> d
 
 
 def training_rows(repeats: int) -> dict[str, float]:
-    """Eager forward+backward under bf16 autocast (``features_only``), both models interleaved."""
-    _header("Training step under bf16 autocast (eager, features_only, forward+backward)")
+    """Eager forward+backward (``features_only``) in fp32 and under bf16 autocast, both models interleaved."""
+    _header("Training step (eager, features_only, forward+backward), fp32 and bf16 autocast")
     models = model_pair(features_only=True, train=True)
     ratios = {}
     for batch, height, width in TRAIN_CASES:
         x = torch.randn(batch, 3, height, width)
-        steps = {name: _feature_step(model, x, train=True) for name, model in models.items()}
+        steps = {name: feature_step(model, x, train=True) for name, model in models.items()}
+        for dtype in ("fp32", "bf16"):
 
-        def under_autocast(step: Callable[[], None]) -> Callable[[], None]:
-            def run() -> None:
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    step()
+            def run(step: Callable[[], None], bf16: bool = dtype == "bf16") -> Callable[[], None]:
+                def train_step() -> None:
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        step()
 
-            return run
+                return train_step
 
-        times = run_times({name: under_autocast(step) for name, step in steps.items()}, repeats)
-        ratios[f"train_bf16_{height}"] = ratio_row(f"{batch}x3x{height}x{width} bf16", times)
+            times = run_times({name: run(step) for name, step in steps.items()}, repeats)
+            target = FP32_TRAIN_TARGET if dtype == "fp32" else TARGET
+            label = f"{batch}x3x{height}x{width} {dtype}"
+            ratios[f"train_{dtype}_{batch}x{height}"] = ratio_row(label, times, target=target)
     return ratios
 
 
@@ -143,7 +148,7 @@ def memory_rows(threads: int, repeats: int) -> dict[str, float]:
     kinds = {"ParCNetV2-T": "train_ours", "convnext_tiny": "train_convnext"}
     for run in range(repeats):
         for name in kinds if run % 2 == 0 else reversed(kinds):
-            peaks[name].append(_peak_in_subprocess(kinds[name], "auto", threads))
+            peaks[name].append(peak_in_subprocess(kinds[name], "auto", threads))
     return {"train_memory": ratio_row("2x3x800x1333 fp32", peaks, unit="MiB")}
 
 
@@ -155,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         "--fixed-size", action="store_true", help="add ParCNetV2-T exported at each row's size"
     )
     parser.add_argument("--skip-onnx", action="store_true", help="leave out the onnxruntime rows")
-    parser.add_argument("--skip-training", action="store_true", help="leave out the bf16 training rows")
+    parser.add_argument("--skip-training", action="store_true", help="leave out the training rows")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the training memory row")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where the ONNX files go (default: a temp dir)"
