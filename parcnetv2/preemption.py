@@ -10,6 +10,7 @@ instead of a checkpoint. The agreement across ranks is the caller's (each pipeli
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Sequence
@@ -37,9 +38,31 @@ def parse_signals(names: Sequence[str], option: str = "signals") -> tuple[signal
 
 
 def ignore_signals(names: Sequence[str], _worker_id: int = 0) -> None:
-    """Ignore the named signals in this process (a data-loader ``worker_init_fn`` via ``partial``)."""
+    """Ignore the named signals in this process (a data-loader ``worker_init_fn`` via ``partial``).
+
+    A SIGTERM from the parent process still ends it (:func:`_exit_on_parents_sigterm`).
+    """
     for sig in parse_signals(names):
-        signal.signal(sig, signal.SIG_IGN)
+        if sig == signal.SIGTERM:
+            _exit_on_parents_sigterm()
+        else:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _exit_on_parents_sigterm() -> None:
+    """Exit at a SIGTERM from the parent process, ignore it from any other (PyTorch's worker handler,
+    reversed for others): the parent's is how multiprocessing ends a daemonic worker at exit, and one
+    that ignored it would hang the parent's exit. SIGTERM stays blocked in every thread but one that
+    waits for it and reads its sender."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    parent = os.getppid()
+
+    def wait() -> None:
+        while True:
+            if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+                os._exit(0)
+
+    threading.Thread(target=wait, name="sigterm-from-parent", daemon=True).start()
 
 
 class SignalRecorder:

@@ -66,8 +66,8 @@ __all__ = [
 RECOVERY_CHECKPOINT = "recovery.pth"
 """The file the hook saves (at a signal, every ``recovery_interval`` iterations), in the work dir."""
 ATOMIC_BACKEND = "atomic_local"
-WORKER_INIT_FN = "parcnetv2.worker_init_ignoring_signals"
-"""Name of :func:`worker_init_ignoring_signals` in mmengine's ``FUNCTIONS`` registry."""
+WORKER_INIT_FN = "parcnetv2_worker_init_ignoring_signals"
+"""Name of :func:`worker_init_ignoring_signals` in mmengine's ``FUNCTIONS`` (no dot: that means a scope)."""
 
 
 class Preempted(SystemExit):
