@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from timm.utils import ParseKwargs
 
 from parcnetv2 import REPO_ROOT
 from parcnetv2.cli import add_debug_argument
+from parcnetv2.preemption import DEFAULT_SIGNALS, parse_signals
 
 __all__ = [
     "CONFIG_DIR",
@@ -36,9 +36,6 @@ __all__ = [
 
 CONFIG_DIR = REPO_ROOT / "configs" / "classification"
 """The recipe files: ``imagenet_parcnetv2_tiny.yaml`` (published) and ``builtin.yaml`` (built-in data)."""
-
-PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1")
-"""The signals that stop training with a recovery checkpoint unless ``--preempt-signals`` says otherwise."""
 
 
 def common_parser() -> argparse.ArgumentParser:
@@ -163,7 +160,7 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--preempt-signals",
         nargs="*",
-        default=list(PREEMPT_SIGNALS),
+        default=list(DEFAULT_SIGNALS),
         metavar="SIG",
         help="on these signals finish the optimizer step, write recovery.pth.tar and exit with status 75 "
         "(none: the signals keep their default action)",
@@ -283,9 +280,7 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
             "no DATA_PATH: give the ImageFolder root (train/ and val/), or "
             "-c configs/classification/builtin.yaml to train on the built-in set"
         )
-    for name in args.preempt_signals:
-        if not isinstance(getattr(signal, name, None), signal.Signals) or name in ("SIGKILL", "SIGSTOP"):
-            raise ValueError(f"--preempt-signals: {name!r} is no signal a process can catch (e.g. SIGTERM)")
+    parse_signals(args.preempt_signals, "--preempt-signals")
     if args.validation_batch_size is None:
         args.validation_batch_size = args.batch_size
 

@@ -35,6 +35,7 @@ from timm.utils import random_seed
 from torch.nn.parallel import DistributedDataParallel
 
 from parcnetv2.cli import run_cli
+from parcnetv2.preemption import PREEMPTED_STATUS, ignore_signals
 
 from . import checkpointing as ckpts
 from .args import parse_train_args, resolve_input_size
@@ -52,7 +53,7 @@ from .engine import EpochState, TrainComponents, autocast_for, epoch_record, tra
 from .export import export_best
 from .folder_scan import DataError, check_same_classes, resolve_data_root, scan_splits
 from .modeling import create_classifier, data_config_for
-from .preemption import PREEMPTED_STATUS, PreemptionGuard, ignore_signals
+from .preemption import PreemptionGuard
 from .run_log import Timer, format_duration, format_epoch_line, to_plain
 
 __all__ = ["main", "run"]

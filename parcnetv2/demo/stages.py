@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from parcnetv2 import REPO_ROOT
-from parcnetv2.classification.preemption import PREEMPTED_STATUS
+from parcnetv2.preemption import PREEMPTED_STATUS
 
 from .context import Context, say
 from .downstream import both_metrics, downstream, runs_record

@@ -6,14 +6,18 @@ Clusters preempt jobs with a signal (SLURM: ``SIGTERM``, then ``SIGKILL`` after 
 a clean stop: the iteration in progress finishes, every rank agrees on that iteration (an ``all_reduce``
 of the flag after each iteration), ``recovery.pth`` is saved with mmengine's own
 ``Runner.save_checkpoint`` and named in ``last_checkpoint``, one line is logged, and the process exits
-with :data:`EXIT_PREEMPTED` (75, ``EX_TEMPFAIL``: "try again", what requeueing job scripts test for).
+with :data:`~parcnetv2.preemption.PREEMPTED_STATUS` (75, ``EX_TEMPFAIL``: "try again", what requeueing
+job scripts test for). The signal recording and the exit status are the shared ones
+(:mod:`parcnetv2.preemption`).
 ``tools/train.py --resume`` then continues from that iteration. mmengine alone would restart an
 interrupted epoch of an epoch-based loop from its first batch while counting on from the saved iteration;
 the hook leaves out the batches of that epoch already trained (same sampler seed, same order), so the
 resumed run ends after exactly as many iterations as an uninterrupted one. A signal during the
 validation inside training stops there too (that validation is not repeated). ``recovery_interval=N``
 also saves ``recovery.pth`` every N iterations (timm's ``--recovery-interval``, for clusters that kill
-without a signal).
+without a signal). The data loaders' workers ignore the signals (:func:`worker_init_ignoring_signals`,
+mmengine's worker seeding first): SLURM signals every process of a job step, and PyTorch's workers would
+end at a SIGTERM from anyone but their parent, failing the run instead of stopping it.
 
 :class:`AtomicLocalBackend` (mmengine file backend ``'atomic_local'``) writes every checkpoint through a
 temporary file renamed into place and defers the ``CheckpointHook``'s deletion of old checkpoints until
@@ -31,47 +35,46 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import signal
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from mmengine.config import Config
-from mmengine.dist import all_reduce, barrier, is_distributed, is_main_process
+from mmengine.dataset import worker_init_fn as mmengine_worker_init_fn
+from mmengine.dist import all_reduce, barrier, get_rank, is_distributed, is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import HOOKS
+from mmengine.registry import FUNCTIONS, HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import get_worker_info
 
 from parcnetv2.fileio import WriteError, atomic_write
+from parcnetv2.preemption import DEFAULT_SIGNALS, PREEMPTED_STATUS, SignalRecorder, ignore_signals
 
 __all__ = [
     "ATOMIC_BACKEND",
-    "DEFAULT_SIGNALS",
-    "EXIT_PREEMPTED",
     "RECOVERY_CHECKPOINT",
+    "WORKER_INIT_FN",
     "AtomicLocalBackend",
     "Preempted",
     "PreemptionHook",
     "enable_preemption",
+    "worker_init_ignoring_signals",
 ]
 
-EXIT_PREEMPTED = 75
-"""Exit status of a run stopped by a preemption signal (``EX_TEMPFAIL``), checkpoint saved."""
-DEFAULT_SIGNALS = ("SIGTERM", "SIGUSR1")
 RECOVERY_CHECKPOINT = "recovery.pth"
 """The file the hook saves (at a signal, every ``recovery_interval`` iterations), in the work dir."""
 ATOMIC_BACKEND = "atomic_local"
+WORKER_INIT_FN = "parcnetv2_worker_init_ignoring_signals"
+"""Name of :func:`worker_init_ignoring_signals` in mmengine's ``FUNCTIONS`` (no dot: that means a scope)."""
 
 
 class Preempted(SystemExit):
-    """Training stopped at a signal after saving a checkpoint; exits with :data:`EXIT_PREEMPTED`."""
+    """Training stopped at a signal after saving a checkpoint; exits with ``PREEMPTED_STATUS``."""
 
     def __init__(self) -> None:
-        super().__init__(EXIT_PREEMPTED)
+        super().__init__(PREEMPTED_STATUS)
 
 
 # --------------------------------------------------------------------------------- atomic checkpoints
@@ -118,42 +121,27 @@ register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
 
 
 # --------------------------------------------------------------------------------- signals
-class _Signals:
-    """The process's handlers for the preemption signals, installed once; one hook is armed at a time.
+@FUNCTIONS.register_module(name=WORKER_INIT_FN)
+def worker_init_ignoring_signals(
+    worker_id: int,
+    seed: int | None = None,
+    diff_rank_seed: bool = False,
+    signals: Sequence[str] = DEFAULT_SIGNALS,
+    disable_subprocess_warning: bool = False,
+) -> None:
+    """A data-loader ``worker_init_fn``: mmengine's worker seeding, then ignore ``signals``.
 
-    While no training runs (or at a second signal before the first was acted on) a signal gets the
-    handler that was there before (by default: the process ends). Data loader workers receive the job's
-    signals too (SLURM signals every process of a step): they inherit this handler, ignore ``SIGUSR1``
-    and end with the main process. ``SIGTERM`` ends them anyway (PyTorch's worker C handler replaces
-    ours: a worker ends at a ``SIGTERM`` from anyone but its parent), and the main process then fails on
-    the lost worker: send ``SIGTERM`` to the main process only, or use ``SIGUSR1``.
+    ``seed`` is the config's ``randomness.seed``; with it, the worker is seeded as ``Runner.build_dataloader``
+    seeds it (``num_workers * rank + worker_id + seed``, the rank added to ``seed`` with
+    ``diff_rank_seed``). Without it (mmengine then draws a seed per run) the worker keeps PyTorch's own
+    seeding, drawn from the main process's generator that the runner seeded.
     """
-
-    def __init__(self) -> None:
-        self.previous: dict[int, Any] = {}
-        self.armed: PreemptionHook | None = None
-
-    def install(self, signums: Sequence[int]) -> bool:
-        if threading.current_thread() is not threading.main_thread():
-            return False
-        for signum in signums:
-            if signum not in self.previous:
-                self.previous[signum] = signal.signal(signum, self.handle)
-        return True
-
-    def handle(self, signum: int, frame: Any) -> None:
-        if get_worker_info() is not None:
-            return
-        hook = self.armed
-        if hook is None or hook.received is not None or signum not in hook.signums:
-            # the previous behaviour, from now on (the next hook installs this handler again)
-            signal.signal(signum, self.previous.pop(signum) or signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        hook.received = signal.Signals(signum).name
-
-
-_SIGNALS = _Signals()
+    if seed is not None:
+        rank = get_rank()
+        num_workers = get_worker_info().num_workers
+        seed = seed + rank if diff_rank_seed else seed
+        mmengine_worker_init_fn(worker_id, num_workers, rank, seed, disable_subprocess_warning)
+    ignore_signals(signals)
 
 
 def _any_rank(flag: bool) -> bool:
@@ -205,32 +193,30 @@ class PreemptionHook(Hook):
         recovery_interval: int = 0,
         backend_args: dict | None = None,
     ) -> None:
-        unknown = [s for s in signals if not (isinstance(s, str) and hasattr(signal.Signals, s))]
-        if unknown:
-            raise ValueError(f"PreemptionHook: unknown signal names {unknown} (e.g. 'SIGTERM', 'SIGUSR1')")
+        SignalRecorder(signals, "PreemptionHook signals")  # a one-line error on a bad name
         if recovery_interval < 0:
             raise ValueError(f"PreemptionHook: recovery_interval must be >= 0, got {recovery_interval}")
-        self.signums = tuple(signal.Signals[s].value for s in signals)
+        self.signals = tuple(signals)
         self.recovery_interval = int(recovery_interval)
         self.backend_args = dict(backend_args) if backend_args is not None else {"backend": ATOMIC_BACKEND}
-        self.received: str | None = None
-        # Installed now, before the runner forks data loader workers (an iteration-based loop starts
-        # them when it is built), so the workers inherit the handler (which ignores SIGUSR1 there).
-        self.installed = _SIGNALS.install(self.signums)
+        self.recorder: SignalRecorder | None = None  # while training
+
+    @property
+    def received(self) -> str | None:
+        """The signal received in this training (None: none, or not training)."""
+        return self.recorder.received if self.recorder is not None else None
 
     # ------------------------------------------------------------------ training
     def before_train(self, runner: Any) -> None:
-        if self.signums and not self.installed:
+        self.recorder = SignalRecorder(self.signals)
+        if self.signals and not self.recorder.install():
             print_log("PreemptionHook: not in the main thread, signals are not handled", logger="current")
-        self.received = None
-        _SIGNALS.armed = self
         loop = runner.train_loop
         if isinstance(loop, EpochBasedTrainLoop):
             self._resume_mid_epoch(runner, loop)
 
     def after_train(self, runner: Any) -> None:
-        if _SIGNALS.armed is self:
-            _SIGNALS.armed = None
+        self._disarm()
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
@@ -244,11 +230,17 @@ class PreemptionHook(Hook):
     def after_val_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
     ) -> None:
-        if _SIGNALS.armed is self and _any_rank(self.received is not None):
+        if self.recorder is not None and _any_rank(self.received is not None):
             # validation inside training runs after the loop counted the finished iterations / epoch
             self._stop(runner, dict(epoch=runner.epoch, iter=runner.iter), "in the validation after ")
 
     # ------------------------------------------------------------------ helpers
+    def _disarm(self) -> None:
+        """The signals' previous handlers again (after training)."""
+        if self.recorder is not None:
+            self.recorder.restore()
+            self.recorder = None
+
     def _resume_mid_epoch(self, runner: Any, loop: EpochBasedTrainLoop) -> None:
         """After a resume from a mid-epoch checkpoint: leave out the epoch's batches already trained."""
         per_epoch = len(loop.dataloader)
@@ -306,24 +298,37 @@ class PreemptionHook(Hook):
             batch = position["iter"] - position["epoch"] * per_epoch
             where += f" (epoch {position['epoch'] + 1}, batch {batch}/{per_epoch})"
         print_log(
-            f"Preempted by {cause}: saved {path} {where}; exiting with status {EXIT_PREEMPTED} "
+            f"Preempted by {cause}: saved {path} {where}; exiting with status {PREEMPTED_STATUS} "
             "(train again with --resume to continue)",
             logger="current",
         )
         barrier()
-        if _SIGNALS.armed is self:
-            _SIGNALS.armed = None
+        self._disarm()
         raise Preempted()
 
 
 # --------------------------------------------------------------------------------- configs
 def enable_preemption(cfg: Config) -> Config:
-    """Add :class:`PreemptionHook` (options from the config's ``preemption`` dict) and atomic checkpoint
-    writes to ``cfg`` (in place), unless the config lists its own ``PreemptionHook`` / backend."""
+    """Add :class:`PreemptionHook` (options from the config's ``preemption`` dict), atomic checkpoint
+    writes and signal-ignoring data-loader workers (train and val loaders) to ``cfg`` (in place), unless
+    the config lists its own ``PreemptionHook`` / backend / ``worker_init_fn``."""
     hooks = cfg.get("custom_hooks") or []
-    if not any(h.get("type") in ("PreemptionHook", PreemptionHook) for h in hooks):
+    own = [h for h in hooks if h.get("type") in ("PreemptionHook", PreemptionHook)]
+    if not own:
         options = dict(cfg.get("preemption") or {})
         cfg.custom_hooks = [*hooks, dict(type="PreemptionHook", **options)]
+    signals = list((own or cfg.custom_hooks)[-1].get("signals", DEFAULT_SIGNALS))
+    randomness = cfg.get("randomness") or {}
+    for name in ("train_dataloader", "val_dataloader"):
+        loader = cfg.get(name)
+        if signals and loader and "worker_init_fn" not in loader:
+            loader.worker_init_fn = dict(
+                type=WORKER_INIT_FN,
+                seed=randomness.get("seed"),
+                diff_rank_seed=bool(randomness.get("diff_rank_seed", False)),
+                signals=signals,
+                disable_subprocess_warning=bool(loader.pop("disable_subprocess_warning", False)),
+            )
     checkpoint = (cfg.get("default_hooks") or {}).get("checkpoint")
     if (
         checkpoint is not None

@@ -22,7 +22,7 @@ from parcnetv2 import builtin_data
 from parcnetv2.backbone import CheckpointError
 from parcnetv2.classification import checkpointing, train
 from parcnetv2.classification.args import CONFIG_DIR
-from parcnetv2.classification.preemption import PREEMPTED_STATUS
+from parcnetv2.preemption import PREEMPTED_STATUS
 
 SPEC = builtin_data.ClsSpec(
     seed=7, image_size=32, train_per_class=8, val_per_class=2, classes=("circle", "square", "star", "dots")

@@ -33,6 +33,7 @@ from parcnetv2.openmmlab import preemption  # noqa: E402
 from parcnetv2.openmmlab import runner as mm_runner  # noqa: E402
 from parcnetv2.openmmlab.config import load_config  # noqa: E402
 from parcnetv2.openmmlab.weights_only import allow_mmengine_checkpoints  # noqa: E402
+from parcnetv2.preemption import PREEMPTED_STATUS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DET_CONFIG = REPO / "configs/mask_rcnn/mask-rcnn_parcnetv2-xt_fpn_4e_synthetic-coco.py"
@@ -107,6 +108,15 @@ def test_configs_get_the_hook_and_atomic_checkpoints(seg_data: Path):
     cfg = load_config(SEG_CONFIG, cfg_options={"data_root": str(seg_data)})
     assert [h for h in cfg.custom_hooks if h.type == "PreemptionHook"] == [dict(type="PreemptionHook")]
     assert cfg.default_hooks.checkpoint.backend_args == dict(backend="atomic_local")
+    for loader in ("train_dataloader", "val_dataloader"):
+        assert cfg[loader].worker_init_fn == dict(
+            type=preemption.WORKER_INIT_FN,
+            seed=0,
+            diff_rank_seed=False,
+            signals=["SIGTERM", "SIGUSR1"],
+            disable_subprocess_warning=False,
+        )
+    assert "worker_init_fn" not in cfg.test_dataloader
     cfg = load_config(
         DET_CONFIG, cfg_options={"preemption.signals": ["SIGUSR1"], "preemption.recovery_interval": 5}
     )
@@ -136,22 +146,35 @@ def test_atomic_backend_on_a_full_disk(tmp_path: Path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iter_4.pth"]
 
 
-def test_signal_sets_the_flag_only_while_training(monkeypatch):
-    """Armed: the signal is a flag for the hook; unarmed, or a second signal: the previous handler."""
+def test_hook_records_signals_only_while_training():
+    """Training: the signal is a flag for the hook; before and after: the previous handler."""
     calls = []
     previous = signal.signal(signal.SIGUSR1, lambda *a: calls.append("previous"))
-    monkeypatch.setattr(preemption, "_SIGNALS", preemption._Signals())
     try:
         hook = preemption.PreemptionHook(signals=["SIGUSR1"])
-        preemption._SIGNALS.armed = hook
         os.kill(os.getpid(), signal.SIGUSR1)
-        assert hook.received == "SIGUSR1" and calls == []
-        os.kill(os.getpid(), signal.SIGUSR1)  # a second signal: as before the hook
-        assert calls == ["previous"]
-        preemption._SIGNALS.install(hook.signums)
-        preemption._SIGNALS.armed = None
+        assert calls == ["previous"] and hook.received is None
+        hook.recorder = preemption.SignalRecorder(hook.signals)  # what before_train installs
+        hook.recorder.install()
         os.kill(os.getpid(), signal.SIGUSR1)
-        assert calls == ["previous", "previous"]
+        assert hook.received == "SIGUSR1" and calls == ["previous"]
+        hook.after_train(runner=None)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert calls == ["previous", "previous"] and hook.received is None
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_worker_init_seeds_as_mmengine_then_ignores_signals(monkeypatch):
+    """The loaders' worker_init_fn: mmengine's seed formula (num_workers * rank + worker_id + seed),
+    then SIG_IGN for the hook's signals."""
+    info = argparse.Namespace(num_workers=3)
+    monkeypatch.setattr(preemption, "get_worker_info", lambda: info)
+    previous = signal.getsignal(signal.SIGUSR1)
+    try:
+        preemption.worker_init_ignoring_signals(2, seed=10, signals=["SIGUSR1"])
+        assert torch.initial_seed() == 3 * 0 + 2 + 10
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGUSR1, previous)
 
@@ -220,7 +243,7 @@ def test_signal_during_validation_stops_there(seg_data: Path, tmp_path: Path):
     runner.register_hook(_SignalInValidation())
     with pytest.raises(SystemExit) as stop:
         runner.train()
-    assert stop.value.code == preemption.EXIT_PREEMPTED
+    assert stop.value.code == PREEMPTED_STATUS
     assert checkpoint_meta(tmp_path / "recovery.pth")["iter"] == 2
     log = sorted(tmp_path.glob("*/*.log"))[-1].read_text()
     assert (
@@ -263,12 +286,13 @@ def _train(*args: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signame, group", [("SIGTERM", False), ("SIGUSR1", True)])
+@pytest.mark.parametrize("signame, group", [("SIGTERM", False), ("SIGUSR1", True), ("SIGTERM", True)])
 def test_signal_to_segmentation_run_saves_and_resumes(
     seg_data: Path, tmp_path: Path, signame: str, group: bool
 ):
-    """Iteration-based UperNet with a data loader worker, signalled at iteration 2 of 6 (SIGUSR1: every
-    process of the group, the worker too) -> status 75 and recovery.pth; --resume ends at iteration 6."""
+    """Iteration-based UperNet with a data loader worker, signalled at iteration 2 of 6 (``group``: every
+    process of the group, the worker too, as SLURM's preemption and ``scancel`` do) -> status 75 and
+    recovery.pth; --resume ends at iteration 6."""
     args = [str(REPO / "tools/train.py"), str(SEG_CONFIG), "--work-dir", str(tmp_path)]
     args += ["--cfg-options", *seg_options(seg_data, 6, workers=1)]
     signum = signal.Signals[signame]
@@ -276,7 +300,7 @@ def test_signal_to_segmentation_run_saves_and_resumes(
         [sys.executable, *args], tmp_path / "run.log", r"Iter\(train\) \[2/6\]", signum, group
     )
     log = (tmp_path / "run.log").read_text()
-    assert rc == preemption.EXIT_PREEMPTED and seconds < 60, log[-3000:]
+    assert rc == PREEMPTED_STATUS and seconds < 60, log[-3000:]
     recovery = tmp_path / "recovery.pth"
     assert last_checkpoint(tmp_path) == str(recovery)
     stopped = checkpoint_meta(recovery)["iter"]
@@ -295,7 +319,7 @@ def test_sigterm_detection_run_resumes_mid_epoch(det_data: Path, tmp_path: Path)
     progress = r"Epoch\(train\) \[1\]\[1/4\]"
     rc, seconds = _preempt([sys.executable, *args], tmp_path / "run.log", progress, signal.SIGTERM, False)
     log = (tmp_path / "run.log").read_text()
-    assert rc == preemption.EXIT_PREEMPTED and seconds < 60, log[-3000:]
+    assert rc == PREEMPTED_STATUS and seconds < 60, log[-3000:]
     meta = checkpoint_meta(tmp_path / "recovery.pth")
     assert meta["epoch"] == 0 and 1 <= meta["iter"] < 4, meta
     assert f"(epoch 1, batch {meta['iter']}/4)" in log
