@@ -101,6 +101,8 @@ def calibration_shapes(max_side: int = 1333) -> list[PassShape]:
     """The passes the fit is made on: the stages at 160 to 800x1333 inputs (sides <= ``max_side``)."""
     inputs = [(160, 160), (224, 224), (320, 320), (512, 512), (800, 1333), (1333, 800)]
     inputs = [s for s in inputs if max(s) <= max_side]
+    if not inputs:
+        raise ValueError(f"max_side {max_side} leaves no input to fit on: the smallest side is 160")
     return _stage_passes(inputs)
 
 
@@ -108,6 +110,8 @@ def held_out_shapes(max_side: int = 1024) -> list[PassShape]:
     """Passes the fit never saw, to check its choices: other input sizes, and batch 2."""
     inputs = [(192, 192), (288, 288), (384, 640), (640, 384), (1024, 1024)]
     inputs = [s for s in inputs if max(s) <= max_side]
+    if not inputs:
+        raise ValueError(f"max_side {max_side} leaves no held-out input: the smallest side is 192")
     return _stage_passes(inputs[::2]) + _stage_passes(inputs[1::2], batch=2)
 
 

@@ -103,3 +103,16 @@ def test_fit_on_this_cpu_agrees_with_the_timed_fastest_path_on_held_out_passes(c
     assert check["cases"] == 64
     assert check["within_margin"] >= 0.75, check
     assert check["slowdown"] < 1.3, check
+
+
+@pytest.mark.parametrize("max_side", [96, 160])
+def test_calibrate_command_names_a_too_small_max_side_in_one_line(load_tool, capsys, max_side: int) -> None:
+    """--max-side below every fit (160) or held-out (192) input: one line naming it, nothing timed."""
+    from parcnetv2.cli import run_cli
+
+    calibrate = load_tool("analysis_tools/calibrate_oc")
+    with pytest.raises(SystemExit) as stop:
+        run_cli(calibrate.main, ["--max-side", str(max_side), "--no-save"], prog="calibrate_oc")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 1 and len(err) == 1
+    assert f"max_side {max_side} leaves no" in err[0]
