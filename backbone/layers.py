@@ -3,8 +3,8 @@
 Every module has one plain formulation in standard ops, traceable at symbolic sizes: it is what
 ``torch.compile``, ``torch.export``/ONNX, FX, ``torch.jit.trace`` and TorchScript see. Given
 ``eager=True`` -- by the model, whose forward asks :func:`~.oversized_conv.runtime_mode` once --
-some take faster routes with the same values: in-place activations without autograd, layout changes
-folded into matmuls, a fused norm, cached weight copies.
+some take faster routes with the same values: in-place activations without autograd, a gate fused
+with the linear after it, a fused norm, cached weight copies.
 """
 
 import torch
@@ -20,7 +20,7 @@ __all__ = [
     "Scale",
     "autocast_dtype",
     "gelu_",
-    "gelu_gate",
+    "gated_linear",
     "linear_add",
     "l2_layer_norm",
     "l2_layer_norm_reference",
@@ -53,30 +53,48 @@ def gelu_(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     return torch.ops.aten.gelu_(x, approximate=approximate)
 
 
-class _GeluGate(torch.autograd.Function):
-    """``x1 * GELU(x2)`` that keeps only its two inputs for backward and recomputes GELU(x2) there."""
+class _GatedLinear(torch.autograd.Function):
+    """``F.linear(x1 * GELU(x2), weight)`` keeping only ``x1`` and ``x2`` for backward.
+
+    Backward recomputes ``GELU(x2)`` and the gated product (two elementwise passes) instead of
+    keeping them: of the three activations of the gate's size an unfused BGU keeps, one is left.
+    The product runs in the inputs' dtype (under autocast the linears' output dtype); the weight's
+    gradient is cast back to the weight's dtype, as autocast's own cast would.
+    """
 
     @staticmethod
-    def forward(ctx, x1: torch.Tensor, x2: torch.Tensor, approximate: str) -> torch.Tensor:
-        ctx.save_for_backward(x1, x2)
+    def forward(
+        ctx, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor, approximate: str
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x1, x2, weight)
         ctx.approximate = approximate
-        return x1 * F.gelu(x2, approximate=approximate)
+        gated = x1 * F.gelu(x2, approximate=approximate)
+        return F.linear(gated, weight.to(gated.dtype))
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        x1, x2 = ctx.saved_tensors
-        grad_x1 = grad * F.gelu(x2, approximate=ctx.approximate) if ctx.needs_input_grad[0] else None
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x1, x2, weight = ctx.saved_tensors
+        activated = F.gelu(x2, approximate=ctx.approximate)
+        grad_gated = grad @ weight.to(grad.dtype)
+        grad_weight = None
+        if ctx.needs_input_grad[2]:
+            gated = (x1 * activated).reshape(-1, x1.shape[-1])
+            grad_weight = (grad.reshape(-1, grad.shape[-1]).mT @ gated.to(grad.dtype)).to(weight.dtype)
+        grad_x1 = grad_gated * activated if ctx.needs_input_grad[0] else None
         grad_x2 = None
         if ctx.needs_input_grad[1]:
-            grad_x2 = torch.ops.aten.gelu_backward(grad * x1, x2, approximate=ctx.approximate)
-        return grad_x1, grad_x2, None
+            grad_x2 = torch.ops.aten.gelu_backward(grad_gated * x1, x2, approximate=ctx.approximate)
+        return grad_x1, grad_x2, grad_weight, None
 
 
 @torch.jit.unused
-def gelu_gate(x1: torch.Tensor, x2: torch.Tensor, approximate: str = "none") -> torch.Tensor:
-    """``x1 * GELU(x2)`` for eager training: autograd keeps x1 and x2 but not GELU(x2) (a saving of
-    one activation of the gate's size per block; the BGU's is 2.5 channels wide)."""
-    return _GeluGate.apply(x1, x2, approximate)
+def gated_linear(
+    x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor, approximate: str = "none"
+) -> torch.Tensor:
+    """``F.linear(x1 * GELU(x2), weight)`` for eager training: autograd keeps x1 and x2 but neither
+    GELU(x2) nor the gated product (a saving of two activations of the gate's size per block; the
+    BGU's gate is 2.5 channels wide)."""
+    return _GatedLinear.apply(x1, x2, weight, approximate)
 
 
 _LN_EPS = 1e-30
@@ -186,21 +204,11 @@ def linear_add(
 
 
 def pointwise_to_channels_first(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, eager: bool = False
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """A 1x1 convolution from channels-last (B, H, W, Cin) to channels-first (B, Cout, H, W).
-
-    In eager PyTorch one matmul per image, ``weight (Cout, Cin) @ x^T``, whose transposed operand
-    does the layout change (a contiguous result, no separate copy); traced, ``linear`` + a permuted view.
-    """
-    weight = weight.reshape(weight.shape[0], -1)
-    if not eager:
-        return F.linear(x, weight, bias).permute(0, 3, 1, 2)
-    batch, height, width, channels = x.shape
-    columns = x.reshape(batch, height * width, channels).mT
-    weights = weight.expand(batch, -1, -1)
-    out = torch.bmm(weights, columns) if bias is None else torch.baddbmm(bias[:, None], weights, columns)
-    return out.view(batch, weight.shape[0], height, width)
+    """A 1x1 convolution from channels-last (B, H, W, Cin) to channels-first (B, Cout, H, W):
+    ``linear`` and a permuted view (channels-last memory, what the 7x7 depthwise conv reads fastest)."""
+    return F.linear(x, weight.reshape(weight.shape[0], -1), bias).permute(0, 3, 1, 2)
 
 
 def pointwise_to_channels_last(
@@ -208,24 +216,15 @@ def pointwise_to_channels_last(
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     shortcut: torch.Tensor | None = None,
-    eager: bool = False,
 ) -> torch.Tensor:
     """A 1x1 convolution from channels-first (B, Cin, H, W) to channels-last (B, H, W, Cout).
 
-    ``shortcut`` (B, H, W, Cout): added to the result (traced, inside the matmul: see
-    :func:`linear_add`). ``eager``: one ``bmm`` per image whose transposed operand changes the layout.
+    ``shortcut`` (B, H, W, Cout): added to the result inside the matmul (see :func:`linear_add`).
     """
     weight = weight.reshape(weight.shape[0], -1)
-    if not eager:
-        if shortcut is not None:
-            return linear_add(shortcut, x.permute(0, 2, 3, 1), weight, bias)
-        return F.linear(x.permute(0, 2, 3, 1), weight, bias)
-    batch, channels, height, width = x.shape
-    rows = x.reshape(batch, channels, height * width).mT
-    weights = weight.mT.expand(batch, -1, -1)
-    out = torch.bmm(rows, weights) if bias is None else torch.baddbmm(bias, rows, weights)
-    out = out.view(batch, height, width, weight.shape[0])
-    return out if shortcut is None else shortcut + out
+    if shortcut is not None:
+        return linear_add(shortcut, x.permute(0, 2, 3, 1), weight, bias)
+    return F.linear(x.permute(0, 2, 3, 1), weight, bias)
 
 
 class NoNorm(nn.Identity):
@@ -314,19 +313,21 @@ class BGU(nn.Module):
     ) -> torch.Tensor:
         """``fc2(x1 * GELU(x2))``, plus ``shortcut`` if given (traced: inside ``fc2``'s matmul).
 
-        ``eager``: the gate in place (inference) or recomputing GELU in backward (:func:`gelu_gate`).
+        ``eager``: the gate in place (inference), or gate and ``fc2`` fused so that backward recomputes
+        the gate (:func:`gated_linear`, training without dropout before ``fc2``).
         """
         # fc1 as two matmuls on its weight's halves: the same values as chunking fc1(x), without the
         # concatenation of the halves' gradients in backward (a copy of fc1's whole output)
         weight, bias, half = self.fc1.weight, self.fc1.bias, self.fc2.in_features
         assert bias is not None  # built with one (and TorchScript needs the refinement)
         x1, x2 = F.linear(x, weight[:half], bias[:half]), F.linear(x, weight[half:], bias[half:])
-        if not eager:
-            gated = x1 * self.act(x2)
-        elif not x1.requires_grad:
+        if eager and x1.requires_grad and not (self.training and self.drop1.p > 0):
+            out = self.drop2(gated_linear(x1, x2, self.fc2.weight, self.act.approximate))
+            return out if shortcut is None else shortcut + out
+        if eager and not x1.requires_grad:
             gated = x1.mul_(gelu_(x2, self.act.approximate))  # saves a large allocation
         else:
-            gated = gelu_gate(x1, x2, self.act.approximate)
+            gated = x1 * self.act(x2)
         gated = self.drop1(gated)
         if shortcut is None:
             return self.drop2(self.fc2(gated))

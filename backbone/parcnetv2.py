@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, calculate_drop_path_rates, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -77,23 +76,22 @@ class ParCTokenMixer(nn.Module):
         ``mode``: the model's :func:`~.oversized_conv.runtime_mode` (``"eager"``: the fast variants).
         """
         eager = mode == "eager"
-        # The spatial part runs channels-first (what the OC's matmuls and the 7x7 conv want); in eager
-        # PyTorch the two 1x1 convs are matmuls whose transposed operands do the layout changes.
-        # pwconv1 as two matmuls on its weight's halves (gate, branch): chunking its output instead
-        # would concatenate the halves' gradients in backward, a copy of the whole output
+        # The spatial part runs channels-first (what the OC's matmuls and the 7x7 conv want), as NCHW
+        # views of channels-last results (what the 7x7 conv reads fastest; the OC reads a contiguous
+        # copy that it does not keep for backward). pwconv1 as two matmuls on its weight's halves
+        # (gate, branch): chunking its output instead would concatenate the halves' gradients in
+        # backward, a copy of the whole output
         weight, bias, half = self.pwconv1.weight, self.pwconv1.bias, self.pwconv2.in_channels
         assert bias is not None  # built with one (and TorchScript needs the refinement)
-        gate = pointwise_to_channels_first(x, weight[:half], bias[:half], eager)
-        # the branch in channels-last memory (an NCHW view of an NHWC result): what the 7x7 conv wants;
-        # the OC reads a contiguous copy that it does not keep for backward
-        branch = F.linear(x, weight[half:].flatten(1), bias[half:]).permute(0, 3, 1, 2)
+        gate = pointwise_to_channels_first(x, weight[:half], bias[:half])
+        branch = pointwise_to_channels_first(x, weight[half:], bias[half:])
         if eager and not gate.requires_grad:
             # inference: activate and gate inside pwconv1's output (fewer large allocations)
             spatial = self._spatial(gelu_(branch, self.act.approximate), mode)
             gated = gate.mul_(spatial) if spatial.dtype == gate.dtype else gate * spatial
         else:
             gated = gate * self._spatial(self.act(branch), mode)
-        return pointwise_to_channels_last(gated, self.pwconv2.weight, shortcut=shortcut, eager=eager)
+        return pointwise_to_channels_last(gated, self.pwconv2.weight, shortcut=shortcut)
 
     def _spatial(self, branch: torch.Tensor, mode: str) -> torch.Tensor:
         """Oversized conv + 7x7 depthwise conv of the activated branch.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import random
 
 import pytest
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 
 from parcnetv2.backbone import OversizedConv2d, ParCNetV2, oversized_conv
 from parcnetv2.backbone.layers import (
-    gelu_gate,
+    gated_linear,
     l2_layer_norm,
     l2_layer_norm_reference,
     linear_add,
@@ -170,11 +171,18 @@ def test_toeplitz_matrix_definition(build):
                 tap = j - i + 3
                 expected = weight[:, tap] if 0 <= tap < 7 else torch.zeros(3)
                 torch.testing.assert_close(matrix[:, i, j], expected, rtol=0, atol=0)
-    for n in (1, 2, 5, 8):  # K = 2n - 1 exactly: built by copies alone; T^T as the reversed kernel's
-        full = torch.randn(3, 2 * n - 1)
-        torch.testing.assert_close(toeplitz(full, n, full=True), toeplitz(full, n), rtol=0, atol=0)
-        transposed = toeplitz(full, n, full=True, transposed=True)
-        torch.testing.assert_close(transposed, toeplitz(full, n).mT, rtol=0, atol=0)
+    for n, grad in itertools.product((1, 2, 5, 8), (False, True)):
+        # K = 2n - 1 exactly: a gather of channel rows without autograd, else copies
+        full = torch.randn(3, 2 * n - 1, requires_grad=True)
+        expected = toeplitz(full, n).detach()
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(toeplitz(full, n, full=True).detach(), expected, rtol=0, atol=0)
+            transposed = toeplitz(full, n, full=True, transposed=True)
+        torch.testing.assert_close(transposed.detach(), expected.mT, rtol=0, atol=0)
+        if grad:  # the copies' backward: each tap's gradient sums its diagonal
+            transposed.sum().backward()
+            taps = torch.arange(2 * n - 1)
+            torch.testing.assert_close(full.grad, (n - (taps - n + 1).abs()).float().expand(3, -1))
 
 
 @pytest.mark.parametrize("mode", ("adaptive", "fixed"))
@@ -319,12 +327,13 @@ def test_pointwise_layout_changes_are_1x1_convs():
     x = torch.randn(2, 5, 7, 6)  # channels-last
     weight, bias = torch.randn(8, 6, 1, 1), torch.randn(8)
     reference = F.conv2d(x.permute(0, 3, 1, 2), weight, bias)
-    for eager in (True, False):  # eager: one bmm whose transposed operand changes the layout
-        first = pointwise_to_channels_first(x, weight, bias, eager)
-        assert first.is_contiguous() or not eager
-        torch.testing.assert_close(first, reference)
-        back = pointwise_to_channels_last(first, torch.randn(6, 8, 1, 1), eager=eager)
-        assert back.shape == (2, 5, 7, 6) and back.is_contiguous()
+    first = pointwise_to_channels_first(x, weight, bias)
+    assert first.is_contiguous(memory_format=torch.channels_last)  # an NCHW view of channels-last memory
+    torch.testing.assert_close(first, reference)
+    back_weight = torch.randn(6, 8, 1, 1)
+    back = pointwise_to_channels_last(first, back_weight)
+    assert back.shape == (2, 5, 7, 6) and back.is_contiguous()
+    torch.testing.assert_close(back, F.conv2d(first, back_weight).permute(0, 2, 3, 1))
 
 
 def test_shortcut_sums_inside_the_matmul():
@@ -413,17 +422,23 @@ def test_l2_layer_norm_branch_free_variant(monkeypatch):
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu_gate_recomputes_exactly(approximate):
-    """The BGU's training gate (GELU recomputed in backward): fp64 gradcheck; equals the formula."""
+def test_gated_linear_recomputes_exactly(approximate):
+    """The BGU's training gate + fc2 (the gate recomputed in backward): fp64 gradcheck; equals the formula."""
     torch.manual_seed(0)
     x1, x2 = (torch.randn(2, 3, 4, 10, dtype=torch.float64, requires_grad=True) for _ in range(2))
-    assert torch.autograd.gradcheck(lambda a, b: gelu_gate(a, b, approximate), (x1, x2))
-    a, b = (t.detach().float().requires_grad_() for t in (x1, x2))
-    out = gelu_gate(a, b, approximate)
+    weight = torch.randn(6, 10, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, w: gated_linear(a, b, w, approximate), (x1, x2, weight))
+    a, b, w = (t.detach().float().requires_grad_() for t in (x1, x2, weight))
+    out = gated_linear(a, b, w, approximate)
     out.square().sum().backward()
-    reference = a.detach().requires_grad_(), b.detach().requires_grad_()
-    expected = reference[0] * F.gelu(reference[1], approximate=approximate)
+    reference = [t.detach().requires_grad_() for t in (a, b, w)]
+    expected = F.linear(reference[0] * F.gelu(reference[1], approximate=approximate), reference[2])
     expected.square().sum().backward()
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
-    torch.testing.assert_close(a.grad, reference[0].grad, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(b.grad, reference[1].grad, rtol=1e-6, atol=1e-6)
+    for ours, theirs in zip((a, b, w), reference, strict=True):
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-5)
+    # under bf16 autocast: the linear's dtype, the weight's gradient in the weight's dtype
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = gated_linear(a.bfloat16(), b.bfloat16(), w, approximate)
+    low.float().sum().backward()
+    assert low.dtype == torch.bfloat16 and w.grad.dtype == torch.float32
