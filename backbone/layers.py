@@ -74,12 +74,13 @@ class _GatedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x1, x2, weight = ctx.saved_tensors
+        rows = grad.reshape(-1, grad.shape[-1])  # 2-D products (mm), as autograd's own linear backward
         activated = F.gelu(x2, approximate=ctx.approximate)
-        grad_gated = grad @ weight.to(grad.dtype)
+        grad_gated = (rows @ weight.to(rows.dtype)).view(x1.shape)
         grad_weight = None
         if ctx.needs_input_grad[2]:
-            gated = (x1 * activated).reshape(-1, x1.shape[-1])
-            grad_weight = (grad.reshape(-1, grad.shape[-1]).mT @ gated.to(grad.dtype)).to(weight.dtype)
+            gated = (x1 * activated).view(-1, x1.shape[-1])
+            grad_weight = (rows.mT @ gated.to(rows.dtype)).to(weight.dtype)
         grad_x1 = grad_gated * activated if ctx.needs_input_grad[0] else None
         grad_x2 = None
         if ctx.needs_input_grad[1]:
