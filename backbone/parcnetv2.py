@@ -97,10 +97,12 @@ class ParCTokenMixer(nn.Module):
         """Oversized conv + 7x7 depthwise conv of the activated branch.
 
         The 7x7 conv reads channels-last memory: oneDNN's depthwise kernels are several times faster
-        on it than on NCHW (forward and backward).
+        on it than on NCHW (forward and backward). The sum lands in its channels-last output, the
+        layout of the gate it meets next (elementwise ops between mixed layouts run slower, in
+        backward too: bf16 training 4-9 % faster than summing into the OC's NCHW output).
         """
         local = self.dwconv2(branch.contiguous(memory_format=torch.channels_last))
-        return self.dwconv1(branch, mode).add_(local)
+        return local.add_(self.dwconv1(branch, mode))
 
 
 class ParCNetV2Block(nn.Module):
