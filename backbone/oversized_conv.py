@@ -13,7 +13,7 @@ plan up and runs it. The module's ``path`` attribute (or :func:`force_oc_path`) 
 
 Traced (``torch.compile``, ``torch.export``/ONNX, FX, TorchScript) the module is one formulation
 with no Python-side state and no branch on sizes: kernels resized by one matmul with the
-interpolation weights, Toeplitz matrices built from them by copies (:func:`~.oc_passes.toeplitz`),
+interpolation weights, Toeplitz matrices built from them (:func:`~.oc_passes.toeplitz`),
 two ``matmul`` calls (:func:`oc_matmul`), also for the TorchScript-based ONNX exporter (``dynamo=False``, e.g.
 mmdeploy). Under a plain ``torch.jit.trace`` (mmengine's FLOP counter) it is the two depthwise
 convolutions it is defined as. :func:`runtime_mode` is the backbone's one test of which client runs it.
@@ -104,7 +104,7 @@ def oc_matmul(
     """The OC of NCHW ``x`` with (C, Kh) / (C, Kw) kernels as two Toeplitz matmuls (any odd K).
 
     Standard ops only and no branch on sizes: what tracers and exporters record. ``full``: the
-    kernels have exactly 2H - 1 and 2W - 1 taps (adaptive mode): T is then built by copies, no gather.
+    kernels have exactly 2H - 1 and 2W - 1 taps (adaptive mode): T is then built from whole channel rows.
     """
     vertical = toeplitz_pass(x, kernel_h.to(x.dtype), 2, full)
     return toeplitz_pass(vertical, kernel_w.to(x.dtype), 3, full)
