@@ -62,12 +62,12 @@ def toeplitz(weight: torch.Tensor, n: int, full: bool = False, transposed: bool 
     scatter); other kernels take a masked gather. ``transposed``: ``T^T``
     built as such, not a transposed view that exporters would record as a ``Transpose``.
     """
-    if full:
-        if not torch.is_grad_enabled():
-            return _toeplitz_rows(weight, n, transposed)
-        return _toeplitz_copies(weight.flip(-1) if transposed else weight, n)
+    if full and not torch.is_grad_enabled():
+        return _toeplitz_rows(weight, n, transposed)
     if transposed:
         weight = weight.flip(-1)
+    if full:
+        return _toeplitz_copies(weight, n)
     taps = weight.shape[-1]
     steps = torch.arange(n, device=weight.device)
     index = steps[None, :] - steps[:, None] + taps // 2
